@@ -1,0 +1,84 @@
+// The one vocabulary of messages between the processes of the family.
+//
+// Every message type declares the largest payload it may carry and exactly
+// how many file descriptors travel with it; the receiver checks both before
+// any handler sees the message. Bump kProtocolVersion on every change here so
+// that a stale mailctl or role cannot talk to a newer parent.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace maild {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+
+// No message of any type may be larger than this (payload bytes).
+inline constexpr uint32_t kMaxMsgPayload = 256 * 1024;
+// No message carries more descriptors than this.
+inline constexpr uint32_t kMaxMsgFds = 2;
+
+enum class MsgType : uint32_t {
+	// Setup: parent -> role, before the role jails itself.
+	SetupConfig = 1,  // u32 protocol version, str config path, str config text, u8 flags
+	SetupPeer,        // u8 peer role; fd: our end of the socketpair to that peer
+	SetupListener,    // u8 listener kind, str address, u16 port; fd: listening socket
+	SetupControl,     // fd: the listening control socket (control only)
+	SetupDone,        // (empty): jail yourself and start work
+	// Role -> parent.
+	RoleReady,        // u32 protocol version: jailed and serving
+	// Parent -> role at run time.
+	ConfigReload,     // str config text: a validated new configuration
+	// mailctl <-> control. mailctl is not trusted: a bad request from it
+	// drops that client only.
+	ControlStatusRequest, // u32 protocol version
+	ControlStatusResult,  // u32 count, then per process: str role, i32 pid, str user, str state
+	ControlError,         // str message (a fixed, safe string)
+	// control <-> parent, paired by request id.
+	ParentStatusRequest,  // u32 request id
+	ParentStatusResult,   // u32 request id, then as ControlStatusResult
+	// Test hooks (only built with MAILD_TEST_HOOKS): parent -> role.
+	TestForbiddenSyscall, // (empty): make a system call the sandbox forbids
+};
+
+struct MsgSpec {
+	MsgType type;
+	std::string_view name;
+	uint32_t max_payload;
+	uint8_t fds; // exactly this many descriptors travel with the message
+};
+
+inline constexpr MsgSpec kMsgSpecs[] = {
+    {MsgType::SetupConfig, "SetupConfig", kMaxMsgPayload, 0},
+    {MsgType::SetupPeer, "SetupPeer", 1, 1},
+    {MsgType::SetupListener, "SetupListener", 1 + 4 + 255 + 2, 1},
+    {MsgType::SetupControl, "SetupControl", 0, 1},
+    {MsgType::SetupDone, "SetupDone", 0, 0},
+    {MsgType::RoleReady, "RoleReady", 4, 0},
+    {MsgType::ConfigReload, "ConfigReload", kMaxMsgPayload, 0},
+    {MsgType::ControlStatusRequest, "ControlStatusRequest", 4, 0},
+    {MsgType::ControlStatusResult, "ControlStatusResult", 64 * 1024, 0},
+    {MsgType::ControlError, "ControlError", 1024, 0},
+    {MsgType::ParentStatusRequest, "ParentStatusRequest", 4, 0},
+    {MsgType::ParentStatusResult, "ParentStatusResult", 4 + 64 * 1024, 0},
+    {MsgType::TestForbiddenSyscall, "TestForbiddenSyscall", 0, 0},
+};
+
+// The spec of a raw type value, or nullopt for a value that is no MsgType.
+constexpr std::optional<MsgSpec> msg_spec(uint32_t raw)
+{
+	for (const auto &spec : kMsgSpecs)
+		if (static_cast<uint32_t>(spec.type) == raw)
+			return spec;
+	return std::nullopt;
+}
+
+constexpr std::string_view to_string(MsgType type)
+{
+	auto spec = msg_spec(static_cast<uint32_t>(type));
+	return spec ? spec->name : std::string_view{"unknown"};
+}
+
+} // namespace maild
