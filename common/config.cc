@@ -586,6 +586,35 @@ void set_control_socket(Parser &p, const Statement &s)
 	set_path<&Config::control_socket>(p, s);
 }
 
+void set_local_part_case(Parser &p, const Statement &s)
+{
+	const Word &word = s.arg(0);
+	if (word.text != "sensitive" && word.text != "insensitive") {
+		p.error(s.line, word,
+		    "local-part-case: " + in_quotes(word.text) + " is neither sensitive nor insensitive");
+		return;
+	}
+	p.config().local_part_case_sensitive = word.text == "sensitive";
+}
+
+void set_subaddress_separator(Parser &p, const Statement &s)
+{
+	const Word &word = s.arg(0);
+	// Characters of RFC 5321 atext that are not already special in an
+	// address; "+" is what most software uses, "-" what qmail uses.
+	constexpr std::string_view allowed = "+-=_";
+	if (word.text == "none") {
+		p.config().subaddress_separator = '\0';
+		return;
+	}
+	if (word.text.size() != 1 || allowed.find(word.text[0]) == std::string_view::npos) {
+		p.error(s.line, word,
+		    "subaddress-separator: " + in_quotes(word.text) + " is not one of + - = _ or none");
+		return;
+	}
+	p.config().subaddress_separator = word.text[0];
+}
+
 template <auto Field, Unit U, uint64_t Min, uint64_t Max>
 void set_quantity(Parser &p, const Statement &s)
 {
@@ -610,6 +639,23 @@ void set_quantity(Parser &p, const Statement &s)
 // The one table of keywords, sorted by name (checked below); the bounds of
 // every value are here, and maild.conf(5) repeats them.
 constexpr std::array kKeywords{
+    Keyword{"argon2-iterations", "NUMBER", 1, 1, false,
+	set_quantity<&Config::argon2_iterations, Unit::Count, 1, 100>},
+    Keyword{"argon2-memory", "SIZE", 1, 1, false,
+	set_quantity<&Config::argon2_memory, Unit::Bytes, 8 * kMiB, 4 * kGiB>},
+    Keyword{"argon2-parallelism", "NUMBER", 1, 1, false,
+	set_quantity<&Config::argon2_parallelism, Unit::Count, 1, 16>},
+    Keyword{"auth-account-failures", "NUMBER", 1, 1, false,
+	set_quantity<&Config::auth_account_failures, Unit::Count, 1, 1000000>},
+    Keyword{"auth-account-window", "DURATION", 1, 1, false,
+	set_quantity<&Config::auth_account_window, Unit::Seconds, 10, 86400>},
+    Keyword{"auth-address-failures", "NUMBER", 1, 1, false,
+	set_quantity<&Config::auth_address_failures, Unit::Count, 1, 1000000>},
+    Keyword{"auth-address-window", "DURATION", 1, 1, false,
+	set_quantity<&Config::auth_address_window, Unit::Seconds, 10, 86400>},
+    Keyword{"auth-cache-ttl", "DURATION", 1, 1, false,
+	set_quantity<&Config::auth_cache_ttl, Unit::Seconds, 0, 3600>},
+    Keyword{"auth-workers", "NUMBER", 1, 1, false, set_quantity<&Config::auth_workers, Unit::Count, 1, 64>},
     Keyword{"command-timeout", "DURATION", 1, 1, false,
 	set_quantity<&Config::command_timeout, Unit::Seconds, 10, 3600>},
     Keyword{"control-socket", "PATH", 1, 1, false, set_control_socket},
@@ -619,7 +665,10 @@ constexpr std::array kKeywords{
     Keyword{"hostname", "NAME", 1, 1, false, set_hostname},
     Keyword{"idle-timeout", "DURATION", 1, 1, false, set_quantity<&Config::idle_timeout, Unit::Seconds, 60, 86400>},
     Keyword{"listen", "KIND [address ADDRESS] [port PORT]", 1, 5, true, add_listen},
+    Keyword{"local-part-case", "sensitive | insensitive", 1, 1, false, set_local_part_case},
     Keyword{"mail-store", "PATH", 1, 1, false, set_path<&Config::mail_store>},
+    Keyword{"max-alias-depth", "NUMBER", 1, 1, false,
+	set_quantity<&Config::max_alias_depth, Unit::Count, 1, 100>},
     Keyword{"max-connections", "NUMBER", 1, 1, false,
 	set_quantity<&Config::max_connections, Unit::Count, 1, 1000000>},
     Keyword{"max-connections-per-address", "NUMBER", 1, 1, false,
@@ -634,6 +683,7 @@ constexpr std::array kKeywords{
 	set_quantity<&Config::max_sessions_per_user, Unit::Count, 1, 1000000>},
     Keyword{"pidfile", "PATH", 1, 1, false, set_path<&Config::pidfile>},
     Keyword{"spool", "PATH", 1, 1, false, set_path<&Config::spool>},
+    Keyword{"subaddress-separator", "CHARACTER | none", 1, 1, false, set_subaddress_separator},
     Keyword{"tls-certificate", "PATH", 1, 1, false, set_path<&Config::tls_certificate>},
     Keyword{"tls-key", "PATH", 1, 1, false, set_path<&Config::tls_key>},
     Keyword{"user", "ROLE NAME", 2, 2, true, set_user},

@@ -88,6 +88,20 @@ struct Config {
 	uint32_t data_timeout = 600;
 	uint32_t idle_timeout = 1800;
 
+	// Accounts and authentication (the lookup role; see maild.conf(5)).
+	bool local_part_case_sensitive = false;
+	char subaddress_separator = '+'; // '\0': none
+	uint32_t max_alias_depth = 10;
+	uint64_t argon2_memory = 64ull * 1024 * 1024; // bytes
+	uint32_t argon2_iterations = 3;
+	uint32_t argon2_parallelism = 1;
+	uint32_t auth_workers = 2;               // verifications at once
+	uint32_t auth_address_failures = 10;     // per client address per window: then refused
+	uint32_t auth_address_window = 900;      // seconds
+	uint32_t auth_account_failures = 5;      // per account per window: then slowed down
+	uint32_t auth_account_window = 300;      // seconds
+	uint32_t auth_cache_ttl = 300;           // seconds; 0: no cache
+
 	// Where each value given in the file was written, by keyword ("user
 	// ROLE" for user lines), so that check_config_environment can point at
 	// the line; values left at their defaults have no entry.

@@ -3,6 +3,7 @@
 // against maild.conf(5) and etc/maild.conf, the broken configurations in
 // tests/configs/ against their `# expect:` lines, and the environment checks
 // on files and directories made for each test.
+#include "tests/unit/temp_dir.h"
 #include "common/config.h"
 
 #include <criterion/criterion.h>
@@ -77,24 +78,7 @@ void expect_error(std::string_view text, int line, int col, std::string_view wan
 	    std::string(want).c_str());
 }
 
-// A directory of its own for a test; removed at the end.
-struct TempDir {
-	fs::path path;
-	TempDir()
-	{
-		char tmpl[] = "/tmp/maild-test-config.XXXXXX";
-		cr_assert(mkdtemp(tmpl) != nullptr, "mkdtemp failed");
-		path = tmpl;
-	}
-	~TempDir()
-	{
-		std::error_code ec;
-		fs::remove_all(path, ec);
-	}
-	TempDir(const TempDir &) = delete;
-	TempDir &operator=(const TempDir &) = delete;
-	std::string operator/(std::string_view name) const { return (path / name).string(); }
-};
+using maild::test::TempDir;
 
 // Makes a self-signed certificate and its key with the openssl command.
 void make_cert(const TempDir &dir, const std::string &cert, const std::string &key)
@@ -617,7 +601,7 @@ Test(config, collects_every_error_in_file_order)
 Test(config, keyword_table_sorted_and_unique)
 {
 	auto keywords = maild::config_keywords();
-	cr_assert_eq(keywords.size(), 20u);
+	cr_assert_eq(keywords.size(), 32u);
 	cr_expect(std::ranges::adjacent_find(keywords, std::ranges::greater_equal{}) == keywords.end());
 }
 
@@ -947,4 +931,44 @@ Test(config, privileged_checks)
 	chmod(path.c_str(), 0644);
 	loaded = maild::load_config(path, true);
 	cr_expect(loaded.ok(), "%s", all_errors(loaded.errors).c_str());
+}
+
+// --- Accounts and authentication ------------------------------------------------
+
+Test(config, accounts_settings)
+{
+	ConfigResult r = parse("listen smtp\n");
+	cr_assert(r.ok(), "%s", all_errors(r.errors).c_str());
+	cr_expect(!r.config.local_part_case_sensitive);
+	cr_expect_eq(r.config.subaddress_separator, '+');
+	cr_expect_eq(r.config.argon2_memory, 64u * 1024 * 1024);
+	cr_expect_eq(r.config.auth_address_failures, 10u);
+	cr_expect_eq(r.config.auth_address_window, 900u);
+
+	r = parse("listen smtp\nlocal-part-case sensitive\nsubaddress-separator -\nmax-alias-depth 3\n"
+		  "argon2-memory 16M\nargon2-iterations 2\nargon2-parallelism 4\nauth-workers 8\n"
+		  "auth-address-failures 3\nauth-address-window 1m\nauth-account-failures 2\n"
+		  "auth-account-window 30s\nauth-cache-ttl 0\n");
+	cr_assert(r.ok(), "%s", all_errors(r.errors).c_str());
+	cr_expect(r.config.local_part_case_sensitive);
+	cr_expect_eq(r.config.subaddress_separator, '-');
+	cr_expect_eq(r.config.max_alias_depth, 3u);
+	cr_expect_eq(r.config.argon2_memory, 16u * 1024 * 1024);
+	cr_expect_eq(r.config.argon2_iterations, 2u);
+	cr_expect_eq(r.config.argon2_parallelism, 4u);
+	cr_expect_eq(r.config.auth_workers, 8u);
+	cr_expect_eq(r.config.auth_address_window, 60u);
+	cr_expect_eq(r.config.auth_account_window, 30u);
+	cr_expect_eq(r.config.auth_cache_ttl, 0u);
+
+	cr_expect_eq(parse("listen smtp\nsubaddress-separator none\n").config.subaddress_separator, '\0');
+
+	expect_error("listen smtp\nlocal-part-case upper\n", 2, 17, "is neither sensitive nor insensitive");
+	expect_error("listen smtp\nsubaddress-separator @\n", 2, 22, "is not one of + - = _ or none");
+	expect_error("listen smtp\nsubaddress-separator ++\n", 2, 22, "is not one of");
+	expect_error("listen smtp\nargon2-memory 1M\n", 2, 15, "out of range (8M to 4G)");
+	expect_error("listen smtp\nargon2-parallelism 17\n", 2, 20, "out of range (1 to 16)");
+	expect_error("listen smtp\nauth-workers 0\n", 2, 14, "out of range (1 to 64)");
+	expect_error("listen smtp\nauth-cache-ttl 2h\n", 2, 16, "out of range");
+	expect_error("listen smtp\nmax-alias-depth 101\n", 2, 17, "out of range (1 to 100)");
 }
