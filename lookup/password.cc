@@ -3,6 +3,7 @@
 #include "common/log.h"
 
 #include <argon2.h>
+#include <openssl/crypto.h>
 #include <sys/random.h>
 
 #include <array>
@@ -23,6 +24,11 @@ bool password_length_ok(std::string_view password)
 	return !password.empty() && password.size() <= kMaxPasswordBytes;
 }
 
+bool salt_length_ok(std::size_t bytes)
+{
+	return bytes >= kArgon2MinSaltBytes && bytes <= kArgon2MaxSaltBytes;
+}
+
 // Fills `out` from the kernel's CSPRNG. getrandom may return fewer bytes than
 // asked, or be interrupted by a signal, so keep asking.
 bool fill_random(std::span<char> out, std::string &error_r)
@@ -41,39 +47,62 @@ bool fill_random(std::span<char> out, std::string &error_r)
 	return true;
 }
 
+constexpr std::string_view kB64Alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 std::optional<unsigned> b64_value(char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return std::nullopt;
+	std::size_t at = kB64Alphabet.find(c);
+	if (at == std::string_view::npos)
+		return std::nullopt;
+	return static_cast<unsigned>(at);
 }
 
-// The decoded length of unpadded standard base64, if `s` is canonical: only
-// the alphabet, no lone trailing character, and zeros in the bits the last
-// character holds past the data (one text per byte string).
-std::optional<std::size_t> b64_decoded_length(std::string_view s)
+// Decodes unpadded standard base64 if `s` is canonical: only the alphabet,
+// no lone trailing character, and zeros in the bits the last character holds
+// past the data (one text per byte string).
+std::optional<std::string> b64_decode(std::string_view s)
 {
 	if (s.size() % 4 == 1)
 		return std::nullopt;
-	unsigned last = 0;
+	std::string out;
+	out.reserve(s.size() * 3 / 4);
+	uint32_t acc = 0;
+	unsigned bits = 0;
 	for (char c : s) {
 		std::optional<unsigned> v = b64_value(c);
 		if (!v)
 			return std::nullopt;
-		last = *v;
+		acc = (acc << 6 | *v) & 0xffffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out.push_back(static_cast<char>(acc >> bits));
+		}
 	}
-	unsigned spare_bits = s.size() % 4 == 2 ? 4 : s.size() % 4 == 3 ? 2 : 0;
-	if ((last & ((1u << spare_bits) - 1)) != 0)
+	if ((acc & ((1u << bits) - 1)) != 0)
 		return std::nullopt;
-	return s.size() * 3 / 4;
+	return out;
+}
+
+// Unpadded standard base64, as libargon2 writes it.
+std::string b64_encode(std::string_view data)
+{
+	std::string out;
+	out.reserve((data.size() * 4 + 2) / 3);
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	for (char byte : data) {
+		acc = (acc << 8 | static_cast<uint8_t>(byte)) & 0xffff;
+		bits += 8;
+		while (bits >= 6) {
+			bits -= 6;
+			out.push_back(kB64Alphabet[(acc >> bits) & 63]);
+		}
+	}
+	if (bits > 0)
+		out.push_back(kB64Alphabet[(acc << (6 - bits)) & 63]);
+	return out;
 }
 
 // A cursor over a PHC string: each step consumes its field or fails.
@@ -104,14 +133,14 @@ public:
 		return value;
 	}
 
-	// A base64 field, up to the next '$' or the end; yields its byte count.
-	std::optional<std::size_t> base64()
+	// A base64 field, up to the next '$' or the end, decoded.
+	std::optional<std::string> base64()
 	{
 		std::string_view field = rest_.substr(0, rest_.find('$'));
-		std::optional<std::size_t> len = b64_decoded_length(field);
-		if (len)
+		std::optional<std::string> bytes = b64_decode(field);
+		if (bytes)
 			rest_.remove_prefix(field.size());
-		return len;
+		return bytes;
 	}
 
 	bool at_end() const { return rest_.empty(); }
@@ -122,8 +151,8 @@ private:
 
 struct PhcFields {
 	Argon2Params params;
-	std::size_t salt_bytes = 0;
-	std::size_t tag_bytes = 0;
+	std::string salt;
+	std::string tag;
 };
 
 // Accepts exactly what hash_password and other argon2id v=19 writers produce,
@@ -133,7 +162,7 @@ std::optional<PhcFields> parse_phc(std::string_view phc)
 {
 	PhcReader r{phc};
 	std::optional<uint32_t> m, t, p;
-	std::optional<std::size_t> salt, tag;
+	std::optional<std::string> salt, tag;
 	bool ok = r.literal("$argon2id$v=19$m=") && (m = r.decimal()) &&
 	    r.literal(",t=") && (t = r.decimal()) &&
 	    r.literal(",p=") && (p = r.decimal()) &&
@@ -141,12 +170,42 @@ std::optional<PhcFields> parse_phc(std::string_view phc)
 	    r.literal("$") && (tag = r.base64()) && r.at_end();
 	if (!ok)
 		return std::nullopt;
-	PhcFields f{{*m, *t, *p}, *salt, *tag};
-	if (!argon2_params_error(f.params).empty() ||
-	    f.salt_bytes < kArgon2MinSaltBytes || f.salt_bytes > kArgon2MaxSaltBytes ||
-	    f.tag_bytes < kArgon2MinTagBytes || f.tag_bytes > kArgon2MaxTagBytes)
+	PhcFields f{{*m, *t, *p}, std::move(*salt), std::move(*tag)};
+	if (!argon2_params_error(f.params).empty() || !salt_length_ok(f.salt.size()) ||
+	    f.tag.size() < kArgon2MinTagBytes || f.tag.size() > kArgon2MaxTagBytes)
 		return std::nullopt;
 	return f;
+}
+
+// Fills `tag` with the argon2id v1.3 hash of `password`, computing every
+// lane in the calling thread: with threads > 1 libargon2 starts a thread per
+// lane, and lookup's sandbox has no clone. The lanes are an input to the
+// hash, the threads are not, so the result is the one every writer gets.
+int argon2id_tag(std::string_view password, std::string_view salt, const Argon2Params &params,
+    std::span<char> tag)
+{
+	argon2_context ctx{
+		.out = reinterpret_cast<uint8_t *>(tag.data()),
+		.outlen = static_cast<uint32_t>(tag.size()),
+		// Without ARGON2_FLAG_CLEAR_PASSWORD libargon2 only reads these.
+		.pwd = reinterpret_cast<uint8_t *>(const_cast<char *>(password.data())),
+		.pwdlen = static_cast<uint32_t>(password.size()),
+		.salt = reinterpret_cast<uint8_t *>(const_cast<char *>(salt.data())),
+		.saltlen = static_cast<uint32_t>(salt.size()),
+		.secret = nullptr,
+		.secretlen = 0,
+		.ad = nullptr,
+		.adlen = 0,
+		.t_cost = params.iterations,
+		.m_cost = params.memory_kib,
+		.lanes = params.parallelism,
+		.threads = 1,
+		.version = ARGON2_VERSION_13,
+		.allocate_cbk = nullptr,
+		.free_cbk = nullptr,
+		.flags = ARGON2_DEFAULT_FLAGS,
+	};
+	return argon2_ctx(&ctx, Argon2_id);
 }
 
 std::string out_of_range(const char *what, uint32_t value, uint32_t min, uint32_t max)
@@ -168,8 +227,8 @@ std::string argon2_params_error(const Argon2Params &params)
 	return {};
 }
 
-std::optional<std::string> hash_password(std::string_view password, const Argon2Params &params,
-    std::string &error_r)
+std::optional<std::string> hash_password_with_salt(std::string_view password,
+    std::string_view salt, const Argon2Params &params, std::string &error_r)
 {
 	if (std::string error = argon2_params_error(params); !error.empty()) {
 		error_r = error;
@@ -179,38 +238,46 @@ std::optional<std::string> hash_password(std::string_view password, const Argon2
 		error_r = "password length must be 1.." + std::to_string(kMaxPasswordBytes) + " bytes";
 		return std::nullopt;
 	}
-	std::array<char, kArgon2SaltBytes> salt;
-	if (!fill_random(salt, error_r))
+	if (!salt_length_ok(salt.size())) {
+		error_r = "salt length must be " + std::to_string(kArgon2MinSaltBytes) + ".." +
+		    std::to_string(kArgon2MaxSaltBytes) + " bytes";
 		return std::nullopt;
-	// argon2_encodedlen counts the terminating NUL.
-	std::string encoded(argon2_encodedlen(params.iterations, params.memory_kib, params.parallelism,
-	    kArgon2SaltBytes, kArgon2TagBytes, Argon2_id), '\0');
-	int rc = argon2id_hash_encoded(params.iterations, params.memory_kib, params.parallelism,
-	    password.data(), password.size(), salt.data(), salt.size(), kArgon2TagBytes,
-	    encoded.data(), encoded.size());
-	if (rc != ARGON2_OK) {
+	}
+	std::array<char, kArgon2TagBytes> tag;
+	if (int rc = argon2id_tag(password, salt, params, tag); rc != ARGON2_OK) {
 		error_r = std::string("argon2id: ") + argon2_error_message(rc);
 		return std::nullopt;
 	}
-	encoded.resize(std::strlen(encoded.c_str()));
-	return encoded;
+	// Field for field what libargon2's encoder writes.
+	return "$argon2id$v=19$m=" + std::to_string(params.memory_kib) +
+	    ",t=" + std::to_string(params.iterations) +
+	    ",p=" + std::to_string(params.parallelism) +
+	    "$" + b64_encode(salt) + "$" + b64_encode({tag.data(), tag.size()});
+}
+
+std::optional<std::string> hash_password(std::string_view password, const Argon2Params &params,
+    std::string &error_r)
+{
+	std::array<char, kArgon2SaltBytes> salt;
+	if (!fill_random(salt, error_r))
+		return std::nullopt;
+	return hash_password_with_salt(password, {salt.data(), salt.size()}, params, error_r);
 }
 
 VerifyResult verify_password(std::string_view phc, std::string_view password)
 {
-	if (!parse_phc(phc))
+	std::optional<PhcFields> f = parse_phc(phc);
+	if (!f)
 		return VerifyResult::BadHash;
 	if (!password_length_ok(password))
 		return VerifyResult::Mismatch;
-	const std::string encoded{phc}; // libargon2 reads a C string
-	switch (argon2id_verify(encoded.c_str(), password.data(), password.size())) {
-	case ARGON2_OK:
-		return VerifyResult::Match;
-	case ARGON2_VERIFY_MISMATCH:
-		return VerifyResult::Mismatch;
-	default:
+	// Derived from the password, so wiped like it.
+	std::string tag(f->tag.size(), '\0');
+	if (argon2id_tag(password, f->salt, f->params, tag) != ARGON2_OK)
 		return VerifyResult::BadHash;
-	}
+	bool match = CRYPTO_memcmp(tag.data(), f->tag.data(), tag.size()) == 0;
+	wipe_secret(tag);
+	return match ? VerifyResult::Match : VerifyResult::Mismatch;
 }
 
 bool needs_rehash(std::string_view phc, const Argon2Params &params)
@@ -219,7 +286,7 @@ bool needs_rehash(std::string_view phc, const Argon2Params &params)
 	return !f || f->params.memory_kib != params.memory_kib ||
 	    f->params.iterations != params.iterations ||
 	    f->params.parallelism != params.parallelism ||
-	    f->salt_bytes != kArgon2SaltBytes || f->tag_bytes != kArgon2TagBytes;
+	    f->salt.size() != kArgon2SaltBytes || f->tag.size() != kArgon2TagBytes;
 }
 
 std::string make_dummy_hash(const Argon2Params &params)

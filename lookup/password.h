@@ -8,6 +8,12 @@
 // verify_password parses the string itself, strictly, and refuses any
 // parameter outside the bounds below before libargon2 allocates anything.
 //
+// Hashing and verifying never start a thread, whatever the parallelism:
+// every lane is computed in the calling thread, one after another (lookup's
+// sandbox allows no clone, and its workers exist before it). The lanes
+// change the hash, the threads that compute them do not, so hashes stay
+// identical to other writers'.
+//
 // Passwords are byte strings (they may hold NUL or non-UTF-8 bytes) of
 // 1..kMaxPasswordBytes bytes.
 #pragma once
@@ -40,8 +46,9 @@ inline constexpr std::size_t kArgon2MaxTagBytes = 64;
 inline constexpr std::size_t kMaxPasswordBytes = 4096;
 
 // The defaults are RFC 9106's second recommended option (64 MiB, t=3, p=4)
-// with one lane: with more, libargon2 starts a thread per lane, for hashing
-// and for verifying, which lookup's syscall allowlist must then permit.
+// with one lane: computed one after another in one thread, more lanes take
+// as long and buy nothing. Stored hashes with more lanes (up to
+// kArgon2MaxParallelism) verify all the same.
 struct Argon2Params {
 	uint32_t memory_kib = 65536;
 	uint32_t iterations = 3;
@@ -66,10 +73,17 @@ enum class VerifyResult {
 	BadHash,
 };
 
-// Checks `password` against a stored PHC string, in constant time in the
-// tag (argon2id_verify). A password of a length hash_password refuses
-// never matches.
+// Checks `password` against a stored PHC string, comparing the tags in
+// constant time. A password of a length hash_password refuses never
+// matches.
 VerifyResult verify_password(std::string_view phc, std::string_view password);
+
+// hash_password with the caller's salt (kArgon2MinSaltBytes..
+// kArgon2MaxSaltBytes bytes) instead of a random one, for the tests that
+// compare its output with libargon2's byte for byte. Everything else wants
+// hash_password: a salt must be fresh and random.
+std::optional<std::string> hash_password_with_salt(std::string_view password,
+    std::string_view salt, const Argon2Params &params, std::string &error_r);
 
 // True if `phc` was not made by hash_password with `params` (other cost,
 // salt or tag length, or not parseable): after a Match, the caller may store

@@ -3,12 +3,19 @@
 // strict parser that refuses every other string before libargon2 sees it.
 //
 // Most tests hash with kCheap (8 MiB, one pass) to keep the suite fast; one
-// uses the defaults.
+// uses the defaults. maild computes the hash itself, one lane after another
+// (libargon2's own calls start a thread per lane), so its output is checked
+// byte for byte against libargon2's, and in a process that cannot clone.
 #include "lookup/password.h"
 
 #include <criterion/criterion.h>
 
 #include <argon2.h>
+#include <seccomp.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdint>
 #include <optional>
@@ -99,6 +106,10 @@ constexpr std::string_view kKatShaped =
 // printf 'pass\0word\377' | argon2 somesalt -id -t 1 -m 13 -p 1 -e
 constexpr std::string_view kKatBinary =
     "$argon2id$v=19$m=8192,t=1,p=1$c29tZXNhbHQ$EEzy4VhVgnyFetVUhM0GmR91fqYdGyo3XbMxF9dSO3c";
+// echo -n password | argon2 somesalt -id -t 1 -m 13 -p 4 -e
+// (four lanes, which the CLI computes in four threads)
+constexpr std::string_view kKatFourLanes =
+    "$argon2id$v=19$m=8192,t=1,p=4$c29tZXNhbHQ$Jj3E76XCzPuHA8DZe0H6MQkrQbmvUWct2uuPbr9LHtk";
 // echo -n password | argon2 somesalt -i -t 2 -m 13 -p 1 -e
 constexpr std::string_view kKatArgon2i =
     "$argon2i$v=19$m=8192,t=2,p=1$c29tZXNhbHQ$W8Pn5WzLnhmIu9zPh9zy/yztIUHuBziGtzQViTwFvzc";
@@ -108,6 +119,31 @@ constexpr std::string_view kKatArgon2d =
 // echo -n password | argon2 somesalt -id -t 2 -m 13 -p 1 -v 10 -e
 constexpr std::string_view kKatVersion10 =
     "$argon2id$v=16$m=8192,t=2,p=1$c29tZXNhbHQ$+jKshYy47NypQ2lK7RSZ7Bv4OTkBeX0PWUG59x+I3bk";
+
+// Runs `body` in a child process in which clone and clone3 fail with EPERM,
+// as in lookup's sandbox (which kills instead, and would end the test
+// runner's child with it), and returns the child's exit status: 0 when
+// `body` returned true, 1 when false, 2 when the filter could not be set.
+template <typename Body>
+int run_unable_to_clone(Body body)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0, "fork failed");
+	if (pid == 0) {
+		scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+		if (ctx == nullptr ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 0) < 0 ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone3), 0) < 0 ||
+		    seccomp_load(ctx) < 0)
+			_exit(2);
+		// _exit: no atexit handlers, which may want threads (LeakSanitizer).
+		_exit(body() ? 0 : 1);
+	}
+	int status = 0;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "child died, status %#x", status);
+	return WEXITSTATUS(status);
+}
 
 } // namespace
 
@@ -249,6 +285,82 @@ Test(password, known_answers)
 	expect_verify(kKatBinary, "pass", VerifyResult::Mismatch);
 	expect_verify(kKatDefaultish, "password", VerifyResult::Match);
 	expect_verify(kKatDefaultish, "Password", VerifyResult::Mismatch);
+}
+
+Test(password, four_lanes_known_answer)
+{
+	expect_verify(kKatFourLanes, "password", VerifyResult::Match);
+	expect_verify(kKatFourLanes, "passwore", VerifyResult::Mismatch);
+	// The lanes are part of the hash: the same tag under p=1 is not it.
+	std::string one_lane(kKatFourLanes);
+	one_lane.replace(one_lane.find("p=4"), 3, "p=1");
+	expect_verify(one_lane, "password", VerifyResult::Mismatch);
+}
+
+Test(password, same_string_as_libargon2)
+{
+	struct Case {
+		std::string_view password;
+		Argon2Params params;
+		std::string_view salt;
+	};
+	// Salt lengths 8, 16 and 18 cover every base64 tail; 64 is the most.
+	const Case cases[] = {
+		{"password", {8192, 1, 1}, "somesalt"},
+		{"password", {8192, 2, 4}, "somesaltsomesalt"},
+		{"pass\0word\xff"sv, {8200, 1, 3}, "eighteen bytes...!"},
+		{"x", {9000, 1, 16}, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+		{"\0\0\0"sv, {8192, 3, 2}, "\0\xff\0\xff\0\xff\0\xff"sv},
+	};
+	for (const Case &c : cases) {
+		std::string error;
+		std::optional<std::string> ours =
+		    maild::hash_password_with_salt(c.password, c.salt, c.params, error);
+		cr_assert(ours.has_value(), "hash_password_with_salt: %s", error.c_str());
+		std::string theirs = reference_hash(c.password, c.params.memory_kib,
+		    c.params.iterations, c.params.parallelism, c.salt, maild::kArgon2TagBytes);
+		cr_expect_eq(*ours, theirs, "m=%u t=%u p=%u salt %zu bytes", c.params.memory_kib,
+		    c.params.iterations, c.params.parallelism, c.salt.size());
+		expect_verify(*ours, c.password, VerifyResult::Match);
+	}
+	// The CLI's vector, from the same inputs.
+	std::string error;
+	cr_expect_eq(maild::hash_password_with_salt("password", "somesaltsomesalt", kCheap, error),
+	    std::optional<std::string>(kKatShaped));
+	cr_expect_eq(maild::hash_password_with_salt("password", "somesalt", {8192, 1, 4}, error),
+	    std::optional<std::string>(kKatFourLanes));
+}
+
+Test(password, salt_length_bounds)
+{
+	std::string error;
+	cr_expect(!maild::hash_password_with_salt("pw", "7 bytes", kCheap, error).has_value());
+	cr_expect(!error.empty());
+	error.clear();
+	cr_expect(!maild::hash_password_with_salt("pw", std::string(65, 's'), kCheap, error).has_value());
+	cr_expect(!error.empty());
+	cr_expect(maild::hash_password_with_salt("pw", std::string(64, 's'), kCheap, error).has_value(),
+	    "%s", error.c_str());
+}
+
+Test(password, no_thread_started)
+{
+	// The control: libargon2's own verification of four lanes wants threads,
+	// and fails where they cannot be had.
+	const std::string four_lanes(kKatFourLanes);
+	cr_expect_eq(run_unable_to_clone([&] {
+		return argon2id_verify(four_lanes.c_str(), "password", 8) == ARGON2_THREAD_FAIL;
+	}), 0, "libargon2 verified four lanes without a thread, or the filter failed");
+
+	cr_expect_eq(run_unable_to_clone([&] {
+		return maild::verify_password(four_lanes, "password") == VerifyResult::Match &&
+		    maild::verify_password(four_lanes, "passwore") == VerifyResult::Mismatch;
+	}), 0, "verify_password needed a thread");
+	cr_expect_eq(run_unable_to_clone([] {
+		std::string error;
+		std::optional<std::string> phc = maild::hash_password("pw", {8192, 1, 16}, error);
+		return phc && maild::verify_password(*phc, "pw") == VerifyResult::Match;
+	}), 0, "hash_password needed a thread");
 }
 
 Test(password, other_variants_and_versions_refused)
