@@ -13,7 +13,7 @@
 
 namespace maild {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
 
 // No message of any type may be larger than this (payload bytes).
 inline constexpr uint32_t kMaxMsgPayload = 256 * 1024;
@@ -41,6 +41,25 @@ enum class MsgType : uint32_t {
 	ParentStatusResult,   // u32 request id, then as ControlStatusResult
 	// Test hooks (only built with MAILD_TEST_HOOKS): parent -> role.
 	TestForbiddenSyscall, // (empty): make a system call the sandbox forbids
+	// Any role that serves users <-> lookup, paired by request id.
+	LookupAuthRequest,    // u32 id, str client address, str user, str password
+	LookupAuthResult,     // u32 id, u8 AuthResult, str canonical user (empty unless Ok)
+	LookupResolveRequest, // u32 id, str address
+	LookupResolveResult,  // u32 id, u8 ResolveKind, u32 n, n x str local account,
+	                      // u32 m, m x str external target, str error
+	// mailctl <-> control: the operator's view of lookup.
+	ControlAuthTest,      // u32 protocol version, str client address, str user, str password
+	ControlAuthResult,    // u8 AuthResult, str canonical user
+	ControlResolve,       // u32 protocol version, str address
+	ControlResolveResult, // as LookupResolveResult without the id
+};
+
+// The answer to a password check. Unknown user and wrong password are one
+// answer (Fail), so that nobody can learn which addresses exist.
+enum class AuthResult : uint8_t {
+	Ok = 0,
+	Fail = 1,
+	TempFail = 2, // rate limited, overloaded, or a broken stored hash
 };
 
 struct MsgSpec {
@@ -64,6 +83,14 @@ inline constexpr MsgSpec kMsgSpecs[] = {
     {MsgType::ParentStatusRequest, "ParentStatusRequest", 4, 0},
     {MsgType::ParentStatusResult, "ParentStatusResult", 4 + 64 * 1024, 0},
     {MsgType::TestForbiddenSyscall, "TestForbiddenSyscall", 0, 0},
+    {MsgType::LookupAuthRequest, "LookupAuthRequest", 4 + 4 + 64 + 4 + 1024 + 4 + 4096, 0},
+    {MsgType::LookupAuthResult, "LookupAuthResult", 4 + 1 + 4 + 1024, 0},
+    {MsgType::LookupResolveRequest, "LookupResolveRequest", 4 + 4 + 1024, 0},
+    {MsgType::LookupResolveResult, "LookupResolveResult", 64 * 1024, 0},
+    {MsgType::ControlAuthTest, "ControlAuthTest", 4 + 4 + 64 + 4 + 1024 + 4 + 4096, 0},
+    {MsgType::ControlAuthResult, "ControlAuthResult", 1 + 4 + 1024, 0},
+    {MsgType::ControlResolve, "ControlResolve", 4 + 4 + 1024, 0},
+    {MsgType::ControlResolveResult, "ControlResolveResult", 64 * 1024, 0},
 };
 
 // The spec of a raw type value, or nullopt for a value that is no MsgType.

@@ -169,8 +169,11 @@ void jail(RoleRuntime &rt)
 		policy.add(SyscallGroup::Syslog);
 	sandbox_policy(policy);
 	policy.install();
-	log_debug("%s: jailed user=%s root=%s", name.c_str(), ctx.config.user(ctx.role).c_str(),
-	    ctx.config.root_dir(ctx.role).c_str());
+	if (ctx.unprivileged)
+		log_debug("%s: confined (seccomp only)", name.c_str());
+	else
+		log_debug("%s: jailed user=%s root=%s", name.c_str(), ctx.config.user(ctx.role).c_str(),
+		    ctx.config.root_dir(ctx.role).c_str());
 }
 
 void on_setup_config(RoleRuntime &rt, Msg &&msg)

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <span>
+#include <string_view>
+#include <vector>
 
 namespace maild {
 
@@ -63,6 +65,24 @@ constexpr const char *kAccept[] = {
 constexpr const char *kSyslog[] = {
     "sendto", // syslog(3) on its connected socket
 };
+// SQLite on files inside the role's own jail (lookup's database).
+constexpr const char *kDatabaseFiles[] = {
+    "fdatasync",
+    "fchown",    // SQLite running as root gives -wal/-shm the database's owner
+    "fsync",
+    "ftruncate",
+    "getcwd",    // SQLite resolves the database's full name once
+    "geteuid",   // SQLite checks whether it runs as root before fchown
+    "lseek",
+    "lstat",
+    "newfstatat",
+    "openat",
+    "pread64",
+    "pwrite64",
+    "readlink",  // SQLite follows a symbolic link to the database
+    "stat",
+    "unlink",    // rollback journals, and the -wal/-shm of the last connection
+};
 // Opportunistic calls: refused with EACCES rather than killing.
 constexpr const char *kSoftDeny[] = {
     "connect", // syslog(3) reconnecting after syslogd restarted
@@ -88,6 +108,8 @@ std::span<const char *const> group_calls(SyscallGroup group)
 		return kAccept;
 	case SyscallGroup::Syslog:
 		return kSyslog;
+	case SyscallGroup::DatabaseFiles:
+		return kDatabaseFiles;
 	}
 	panic("unknown syscall group");
 }
@@ -117,10 +139,14 @@ void add_no_exec_rule(scmp_filter_ctx ctx, const char *name)
 		fatalx("seccomp: cannot add rule for %s: error %d", name, -rc);
 }
 
-// fcntl only reads and sets descriptor and status flags.
-void add_fcntl_rules(scmp_filter_ctx ctx)
+// fcntl only reads and sets descriptor and status flags, and with
+// database files takes the POSIX record locks SQLite uses.
+void add_fcntl_rules(scmp_filter_ctx ctx, bool locks)
 {
-	for (scmp_datum_t cmd : {F_GETFD, F_SETFD, F_GETFL, F_SETFL}) {
+	std::vector<scmp_datum_t> cmds = {F_GETFD, F_SETFD, F_GETFL, F_SETFL};
+	if (locks)
+		cmds.insert(cmds.end(), {F_GETLK, F_SETLK, F_SETLKW});
+	for (scmp_datum_t cmd : cmds) {
 		int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, resolve("fcntl"), 1, SCMP_A1(SCMP_CMP_EQ, cmd));
 		if (rc < 0)
 			fatalx("seccomp: cannot add rule for fcntl: error %d", -rc);
@@ -151,16 +177,27 @@ void SeccompPolicy::install() const
 	scmp_filter_ctx ctx = seccomp_init(default_action);
 	if (ctx == nullptr)
 		fatalx("seccomp: cannot initialise the filter");
+	// Threads started before the jail (lookup's password workers) get the
+	// same filter, and no-new-privs with it.
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) < 0)
+		fatalx("seccomp: cannot synchronise threads");
+	std::vector<std::string_view> allowed;
+	auto allow_once = [&](const char *name) {
+		if (std::find(allowed.begin(), allowed.end(), name) != allowed.end())
+			return;
+		allowed.push_back(name);
+		add_rule(ctx, SCMP_ACT_ALLOW, name);
+	};
 	for (SyscallGroup group : groups_)
 		for (const char *name : group_calls(group))
-			add_rule(ctx, SCMP_ACT_ALLOW, name);
+			allow_once(name);
 	for (const char *name : extra_)
-		add_rule(ctx, SCMP_ACT_ALLOW, name);
+		allow_once(name);
 	add_no_exec_rule(ctx, "mmap");
 	add_no_exec_rule(ctx, "mprotect");
-	add_fcntl_rules(ctx);
+	add_fcntl_rules(ctx, std::find(groups_.begin(), groups_.end(), SyscallGroup::DatabaseFiles) != groups_.end());
 	for (const char *name : kSoftDeny)
-		if (std::find(extra_.begin(), extra_.end(), std::string_view{name}) == extra_.end())
+		if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
 			add_rule(ctx, SCMP_ACT_ERRNO(EACCES), name);
 	// libseccomp checks the architecture first and kills on a mismatch:
 	// a 32-bit call table cannot be used to get around the filter.

@@ -21,6 +21,7 @@ enum class SyscallGroup : uint8_t {
 	FdPassing,  // sendmsg/recvmsg with SCM_RIGHTS
 	Accept,     // accepting connections on a listening socket handed in
 	Syslog,     // writing to the syslog socket opened before the jail
+	DatabaseFiles, // SQLite on files inside the jail, with record locks
 };
 
 class SeccompPolicy {

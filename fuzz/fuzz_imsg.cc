@@ -114,6 +114,39 @@ void parse_payload(const Msg &msg)
 		r.u32();
 		read_status_rows(r);
 		break;
+	case MsgType::LookupAuthRequest:
+		r.u32();
+		[[fallthrough]];
+	case MsgType::ControlAuthTest:
+		r.u32();
+		r.str(64);
+		r.str(1024);
+		r.str(4096);
+		break;
+	case MsgType::LookupAuthResult:
+		r.u32();
+		[[fallthrough]];
+	case MsgType::ControlAuthResult:
+		r.u8();
+		r.str(1024);
+		break;
+	case MsgType::LookupResolveRequest:
+	case MsgType::ControlResolve:
+		r.u32();
+		r.str(1024);
+		break;
+	case MsgType::LookupResolveResult:
+		r.u32();
+		[[fallthrough]];
+	case MsgType::ControlResolveResult:
+		r.u8();
+		for (int list = 0; list < 2 && r.ok(); list++) {
+			uint32_t n = r.u32();
+			for (uint32_t i = 0; i < n && r.ok(); i++)
+				r.str(1024);
+		}
+		r.str(1024);
+		break;
 	}
 	// end() is exactly "every byte read, no failure".
 	bool end = r.end();

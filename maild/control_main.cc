@@ -3,9 +3,11 @@
 // Runs as the network user (default _maild), chrooted into the empty
 // directory. maild opens the socket (mode 0600, owned by root) and passes
 // it in; control accepts clients, checks each one's credentials
-// (SO_PEERCRED), and answers from what the parent tells it. A client is not
-// trusted: a malformed request drops that client only. The parent is: a
-// malformed answer from it is fatal. Peer: the parent only.
+// (SO_PEERCRED), and relays their questions: process status to the parent,
+// password checks and address resolution to lookup. A client is not
+// trusted: a malformed request drops that client only. The parent and
+// lookup are: a malformed answer from them is fatal. Peers: the parent and
+// lookup.
 #include "common/log.h"
 #include "common/role.h"
 
@@ -13,8 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace {
@@ -25,13 +29,13 @@ using namespace maild;
 constexpr std::size_t kMaxClients = 16;
 constexpr std::size_t kMaxPendingRequests = 64;
 
-const MsgType kClientMessages[] = {MsgType::ControlStatusRequest};
+const MsgType kClientMessages[] = {MsgType::ControlStatusRequest, MsgType::ControlAuthTest, MsgType::ControlResolve};
 
 struct ControlState {
 	RoleContext *ctx = nullptr;
 	std::map<uint64_t, std::unique_ptr<Channel>> clients;
-	// request id -> client id; a client that left meanwhile is simply gone
-	// from `clients`.
+	// request id -> client id, for questions to the parent and to lookup;
+	// a client that left meanwhile is simply gone from `clients`.
 	std::map<uint32_t, uint64_t> pending;
 	uint64_t next_client = 1;
 	uint32_t next_request = 1;
@@ -60,46 +64,98 @@ void drop_client(ControlState &state, uint64_t id)
 	evtimer_add(state.reap_event, &now);
 }
 
-void on_client_request(ControlState &state, uint64_t id, Channel &client, Msg &&msg)
+// Checks the version at the head of every request; false drops the client.
+bool check_version(ControlState &state, uint64_t id, Channel &client, MsgReader &r)
 {
-	MsgReader r{msg.payload};
 	uint32_t version = r.u32();
-	if (!r.end()) {
-		log_warnx("control: malformed status request from client %llu, dropping it",
-		    static_cast<unsigned long long>(id));
+	if (!r.ok()) {
+		log_warnx("control: malformed request from client %llu, dropping it", static_cast<unsigned long long>(id));
 		drop_client(state, id);
-		return;
+		return false;
 	}
 	if (version != kProtocolVersion) {
 		send_error(client, "mailctl and maild are different versions: protocol " + std::to_string(version) +
 		    " and " + std::to_string(kProtocolVersion));
-		return;
+		return false;
 	}
+	return true;
+}
+
+// A request id for a question on behalf of client `id`, or nullopt when
+// too many are in flight (the client is told).
+std::optional<uint32_t> new_request(ControlState &state, uint64_t id, Channel &client)
+{
 	if (state.pending.size() >= kMaxPendingRequests) {
 		send_error(client, "busy: too many requests in progress");
-		return;
+		return std::nullopt;
 	}
 	uint32_t request = state.next_request++;
 	state.pending[request] = id;
-	MsgWriter w;
-	w.u32(request);
-	state.ctx->parent->send(MsgType::ParentStatusRequest, w.data());
+	return request;
 }
 
-void on_parent_status(ControlState &state, Msg &&msg)
+void on_client_request(ControlState &state, uint64_t id, Channel &client, Msg &&msg)
+{
+	MsgReader r{msg.payload};
+	if (!check_version(state, id, client, r))
+		return;
+	MsgWriter w;
+	Channel *to = nullptr;
+	MsgType type{};
+	std::string client_address, user, password, address;
+	// The channel's allowlist lets only these three through.
+	if (msg.type == MsgType::ControlStatusRequest) {
+		to = state.ctx->parent.get();
+		type = MsgType::ParentStatusRequest;
+	} else if (msg.type == MsgType::ControlAuthTest) {
+		client_address = r.str(64);
+		user = r.str(1024);
+		password = r.str(4096);
+		to = state.ctx->peers[static_cast<std::size_t>(Role::Lookup)].get();
+		type = MsgType::LookupAuthRequest;
+	} else {
+		address = r.str(1024);
+		to = state.ctx->peers[static_cast<std::size_t>(Role::Lookup)].get();
+		type = MsgType::LookupResolveRequest;
+	}
+	if (!r.end()) {
+		log_warnx("control: malformed %s from client %llu, dropping it", std::string(to_string(msg.type)).c_str(),
+		    static_cast<unsigned long long>(id));
+		drop_client(state, id);
+		return;
+	}
+	auto request = new_request(state, id, client);
+	if (!request)
+		return;
+	w.u32(*request);
+	if (type == MsgType::LookupAuthRequest) {
+		w.str(client_address);
+		w.str(user);
+		w.str(password);
+		std::fill(password.begin(), password.end(), '\0');
+	} else if (type == MsgType::LookupResolveRequest) {
+		w.str(address);
+	}
+	to->send(type, w.data());
+}
+
+// An answer from the parent or lookup: the request id, then what goes to
+// the client as `reply`.
+void on_answer(ControlState &state, MsgType reply, Msg &&msg)
 {
 	MsgReader r{msg.payload};
 	uint32_t request = r.u32();
 	auto it = state.pending.find(request);
 	if (!r.ok() || it == state.pending.end())
-		fatalx("control: status answer for request %u that was never made", request);
+		fatalx("control: %s for request %u that was never made", std::string(to_string(msg.type)).c_str(),
+		    request);
 	uint64_t id = it->second;
 	state.pending.erase(it);
 	auto client = state.clients.find(id);
 	if (client == state.clients.end())
-		return; // it went away while the parent answered
+		return; // it went away while the answer was on its way
 	std::span<const uint8_t> result(msg.payload);
-	client->second->send(MsgType::ControlStatusResult, result.subspan(4));
+	client->second->send(reply, result.subspan(4));
 }
 
 bool client_allowed(int fd)
@@ -167,6 +223,10 @@ int main(int argc, char **argv)
 			fatalx("control: cannot watch the control socket");
 	};
 	spec.rules.push_back({MsgType::ParentStatusResult, Role::Parent, RolePhase::Running, false,
-	    [](RoleContext &, Channel &, Msg &&msg) { on_parent_status(state, std::move(msg)); }});
+	    [](RoleContext &, Channel &, Msg &&msg) { on_answer(state, MsgType::ControlStatusResult, std::move(msg)); }});
+	spec.rules.push_back({MsgType::LookupAuthResult, Role::Lookup, RolePhase::Running, false,
+	    [](RoleContext &, Channel &, Msg &&msg) { on_answer(state, MsgType::ControlAuthResult, std::move(msg)); }});
+	spec.rules.push_back({MsgType::LookupResolveResult, Role::Lookup, RolePhase::Running, false,
+	    [](RoleContext &, Channel &, Msg &&msg) { on_answer(state, MsgType::ControlResolveResult, std::move(msg)); }});
 	run_role(spec, argc, argv);
 }
