@@ -1,149 +1,178 @@
 // mailctl: the operator's command line. See mailctl(8).
 //
-// It runs with the caller's privileges: `config check` reads the file as
-// maild would; `status` asks the control role over the control socket,
-// which only root (or, in an unprivileged development run, maild's own
-// user) may use.
+// It runs with the caller's privileges, except for the account commands:
+// run as root, they become the lookup role's user before they open the
+// database (accounts.cc), so that every file of it stays that user's.
+// `config check` reads the file as maild would; `status`, `auth test` and
+// `resolve` ask the running maild over the control socket, which only root
+// (or, in an unprivileged development run, maild's own user) may use.
+#include "mailctl/mailctl.h"
+
 #include "common/config.h"
 #include "common/imsg.h"
 
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cerrno>
+#include <array>
+#include <cstdarg>
 #include <cstdio>
-#include <cstring>
-#include <optional>
-#include <string>
-#include <vector>
+#include <cstdlib>
+
+namespace maild {
+
+std::string Options::config_file() const
+{
+	return config_path.value_or(std::string(kDefaultConfigPath));
+}
+
+void print_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	std::fputs("mailctl: ", stderr);
+	std::vfprintf(stderr, fmt, ap);
+	std::fputc('\n', stderr);
+	va_end(ap);
+}
+
+std::string printable(std::string_view text)
+{
+	static constexpr char kHex[] = "0123456789abcdef";
+	std::string out;
+	for (unsigned char c : text) {
+		if (c < 0x20 || c == 0x7f) {
+			out += "\\x";
+			out += kHex[c >> 4];
+			out += kHex[c & 0xf];
+		} else {
+			out += static_cast<char>(c);
+		}
+	}
+	return out;
+}
+
+} // namespace maild
 
 namespace {
 
 using namespace maild;
 
-constexpr int kStatusTimeoutMs = 10'000;
-
-struct Options {
-	std::optional<std::string> config_path; // -f
-	std::optional<std::string> socket_path; // -s
-	std::vector<std::string> words;         // the command
-};
-
-[[noreturn]] void usage()
+int version(const Options &, Operands)
 {
-	std::fprintf(stderr, "usage: mailctl [-f file] [-s socket] command\n"
-			     "commands:\n"
-			     "  config check   check the configuration file\n"
-			     "  status         show the processes of the running maild\n"
-			     "  version        show the version\n");
-	std::exit(1);
+	std::printf("mailctl %s (protocol %u)\n", MAILD_VERSION, kProtocolVersion);
+	return kExitOk;
 }
 
+int config_check(const Options &options, Operands)
+{
+	std::string path = options.config_file();
+	ConfigResult result = load_config(path, geteuid() == 0);
+	for (const auto &error : result.errors)
+		std::fprintf(stderr, "%s\n", format_error(error).c_str());
+	if (!result.ok())
+		return kExitFailed;
+	std::printf("%s: configuration OK\n", path.c_str());
+	return kExitOk;
+}
+
+struct Command {
+	std::string_view name;     // one or two words
+	std::string_view synopsis; // operands and options, for usage
+	std::size_t min_operands;
+	std::size_t max_operands;
+	unsigned options; // the CommandOption bits it accepts
+	int (*run)(const Options &, Operands);
+};
+
+constexpr std::array kCommands = {
+    Command{"alias add", "SOURCE TARGET", 2, 2, 0, alias_add},
+    Command{"alias check", "", 0, 0, 0, alias_check},
+    Command{"alias del", "SOURCE [TARGET]", 1, 2, 0, alias_del},
+    Command{"alias list", "[DOMAIN]", 0, 1, 0, alias_list},
+    Command{"auth test", "[--client ADDRESS] [--password-stdin] ADDRESS", 1, 1, kOptClient | kOptPasswordStdin,
+	auth_test},
+    Command{"config check", "", 0, 0, 0, config_check},
+    Command{"domain add", "DOMAIN", 1, 1, 0, domain_add},
+    Command{"domain del", "[--force] DOMAIN", 1, 1, kOptForce, domain_del},
+    Command{"domain list", "", 0, 0, 0, domain_list},
+    Command{"resolve", "ADDRESS", 1, 1, 0, resolve},
+    Command{"status", "", 0, 0, 0, status},
+    Command{"user add", "[--password-stdin] ADDRESS", 1, 1, kOptPasswordStdin, user_add},
+    Command{"user del", "ADDRESS", 1, 1, 0, user_del},
+    Command{"user disable", "ADDRESS", 1, 1, 0, user_disable},
+    Command{"user enable", "ADDRESS", 1, 1, 0, user_enable},
+    Command{"user list", "[DOMAIN]", 0, 1, 0, user_list},
+    Command{"user passwd", "[--password-stdin] ADDRESS", 1, 1, kOptPasswordStdin, user_passwd},
+    Command{"version", "", 0, 0, 0, version},
+};
+
+void print_synopsis(const Command &command)
+{
+	std::fprintf(stderr, "       mailctl [-f file] [-s socket] %.*s%s%.*s\n", static_cast<int>(command.name.size()),
+	    command.name.data(), command.synopsis.empty() ? "" : " ", static_cast<int>(command.synopsis.size()),
+	    command.synopsis.data());
+}
+
+[[noreturn]] void usage(const Command *command = nullptr)
+{
+	std::fprintf(stderr, "usage:\n");
+	if (command != nullptr) {
+		print_synopsis(*command);
+	} else {
+		for (const auto &c : kCommands)
+			print_synopsis(c);
+	}
+	std::exit(kExitUsage);
+}
+
+// Options may come before or after the command; "--" ends them, so that an
+// operand may start with '-' (a local part may).
 Options parse_args(int argc, char **argv)
 {
 	Options options;
+	bool operands_only = false;
 	for (int i = 1; i < argc; i++) {
 		std::string_view arg = argv[i];
-		if (arg == "-f" || arg == "-s") {
+		if (operands_only || !arg.starts_with("-")) {
+			options.words.emplace_back(arg);
+		} else if (arg == "--") {
+			operands_only = true;
+		} else if (arg == "-f" || arg == "-s") {
 			if (i + 1 >= argc)
 				usage();
 			(arg == "-f" ? options.config_path : options.socket_path) = argv[++i];
-		} else if (arg.starts_with("-")) {
-			usage();
+		} else if (arg == "--password-stdin") {
+			options.given |= kOptPasswordStdin;
+		} else if (arg == "--force") {
+			options.given |= kOptForce;
+		} else if (arg == "--client") {
+			if (i + 1 >= argc)
+				usage();
+			options.given |= kOptClient;
+			options.client = argv[++i];
 		} else {
-			options.words.emplace_back(arg);
+			print_error("unknown option %s", printable(arg).c_str());
+			usage();
 		}
 	}
 	return options;
 }
 
-int config_check(const Options &options)
+// The command whose name starts the words, and how many words it took.
+const Command *find_command(const std::vector<std::string> &words, std::size_t &name_words_r)
 {
-	std::string path = options.config_path.value_or(std::string(kDefaultConfigPath));
-	ConfigResult result = load_config(path, geteuid() == 0);
-	for (const auto &error : result.errors)
-		std::fprintf(stderr, "%s\n", format_error(error).c_str());
-	if (!result.ok())
-		return 1;
-	std::printf("%s: configuration OK\n", path.c_str());
-	return 0;
-}
-
-// The control socket: -s, else the one the configuration names, else the
-// default.
-std::string control_socket_path(const Options &options)
-{
-	if (options.socket_path)
-		return *options.socket_path;
-	std::string path = options.config_path.value_or(std::string(kDefaultConfigPath));
-	ConfigResult result = load_config(path, false);
-	if (!result.config.control_socket.empty() && (result.ok() || options.config_path))
-		return result.config.control_socket;
-	return Config{}.control_socket;
-}
-
-int status(const Options &options)
-{
-	std::string path = control_socket_path(options);
-	sockaddr_un sun{};
-	sun.sun_family = AF_UNIX;
-	if (path.size() >= sizeof(sun.sun_path)) {
-		std::fprintf(stderr, "mailctl: %s: path too long\n", path.c_str());
-		return 1;
+	for (const auto &command : kCommands) {
+		std::string_view name = command.name;
+		std::size_t space = name.find(' ');
+		std::size_t n = space == std::string_view::npos ? 1 : 2;
+		if (words.size() < n || words[0] != name.substr(0, space))
+			continue;
+		if (n == 2 && words[1] != name.substr(space + 1))
+			continue;
+		name_words_r = n;
+		return &command;
 	}
-	std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
-	UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-	if (!fd || connect(fd.get(), reinterpret_cast<sockaddr *>(&sun), sizeof(sun)) < 0) {
-		std::fprintf(stderr, "mailctl: cannot connect to %s: %s (is maild running?)\n", path.c_str(),
-		    std::strerror(errno));
-		return 1;
-	}
-
-	MsgWriter request;
-	request.u32(kProtocolVersion);
-	if (!send_msg_blocking(fd.get(), MsgType::ControlStatusRequest, request.data())) {
-		std::fprintf(stderr, "mailctl: %s: %s\n", path.c_str(), std::strerror(errno));
-		return 1;
-	}
-	const MsgType accepted[] = {MsgType::ControlStatusResult, MsgType::ControlError};
-	MsgDecoder decoder(accepted);
-	std::string error;
-	auto reply = recv_msg_blocking(fd.get(), decoder, kStatusTimeoutMs, error);
-	if (!reply) {
-		std::fprintf(stderr, "mailctl: no answer from maild: %s\n", error.c_str());
-		return 1;
-	}
-	MsgReader r{reply->payload};
-	if (reply->type == MsgType::ControlError) {
-		std::string_view message = r.str(1024);
-		std::fprintf(stderr, "mailctl: maild: %.*s\n", static_cast<int>(message.size()), message.data());
-		return 1;
-	}
-
-	struct Row {
-		std::string role, user, state;
-		int32_t pid;
-	};
-	std::vector<Row> rows;
-	uint32_t count = r.u32();
-	for (uint32_t i = 0; i < count && r.ok(); i++) {
-		Row row;
-		row.role = r.str(64);
-		row.pid = r.i32();
-		row.user = r.str(64);
-		row.state = r.str(64);
-		rows.push_back(std::move(row));
-	}
-	if (!r.end()) {
-		std::fprintf(stderr, "mailctl: malformed answer from maild\n");
-		return 1;
-	}
-	std::printf("%-10s %-8s %-12s %s\n", "ROLE", "PID", "USER", "STATE");
-	for (const auto &row : rows)
-		std::printf("%-10s %-8d %-12s %s\n", row.role.c_str(), row.pid, row.user.c_str(), row.state.c_str());
-	return 0;
+	return nullptr;
 }
 
 } // namespace
@@ -151,14 +180,13 @@ int status(const Options &options)
 int main(int argc, char **argv)
 {
 	Options options = parse_args(argc, argv);
-	const auto &w = options.words;
-	if (w.size() == 1 && w[0] == "version") {
-		std::printf("mailctl %s (protocol %u)\n", MAILD_VERSION, kProtocolVersion);
-		return 0;
-	}
-	if (w.size() == 2 && w[0] == "config" && w[1] == "check")
-		return config_check(options);
-	if (w.size() == 1 && w[0] == "status")
-		return status(options);
-	usage();
+	std::size_t name_words = 0;
+	const Command *command = find_command(options.words, name_words);
+	if (command == nullptr)
+		usage();
+	Operands operands = std::span(options.words).subspan(name_words);
+	if (operands.size() < command->min_operands || operands.size() > command->max_operands ||
+	    (options.given & ~command->options) != 0)
+		usage(command);
+	return command->run(options, operands);
 }
