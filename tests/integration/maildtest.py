@@ -77,8 +77,11 @@ class Family:
         self.tmp = tempfile.TemporaryDirectory(prefix="maild-test-")
         self.dir = self.tmp.name
         os.chmod(self.dir, 0o755)
-        for sub in ("db", "spool", "vmail", "empty"):
-            os.mkdir(os.path.join(self.dir, sub), 0o755)
+        # As maild itself would create them: the chroot of the network
+        # roles open to all, each role's own directory to that role only.
+        for sub, mode in (("db", 0o700), ("spool", 0o700), ("vmail", 0o700), ("empty", 0o755)):
+            os.mkdir(os.path.join(self.dir, sub))
+            os.chmod(os.path.join(self.dir, sub), mode)
         if IS_ROOT and not self.unprivileged:
             ensure_system_users()
             for sub, user in (("db", "_maildl"), ("spool", "_maildq"), ("vmail", "_maildv")):
