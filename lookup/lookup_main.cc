@@ -44,7 +44,7 @@ struct PendingAuth {
 	std::string account_key; // what failures of this account count under
 	std::string account;     // the stored address; empty if unknown
 	std::string stored_hash; // of the account, or the dummy
-	std::string password;    // kept for the cache; wiped when done
+	std::string password;    // kept for the cache; wiped once checked
 	bool enabled = false;
 	AuthResult result = AuthResult::Fail;
 	event *delay = nullptr;
@@ -106,7 +106,6 @@ void finish_auth(LookupState &state, uint64_t token)
 	PendingAuth &auth = it->second;
 	if (auth.delay)
 		event_free(auth.delay);
-	wipe_secret(auth.password);
 	send_auth_result(state, auth.from, auth.id, auth.result, auth.account);
 	state.pending.erase(it);
 }
@@ -125,6 +124,10 @@ void on_checked(LookupState &state, const AuthDone &done)
 		panic("lookup: result for unknown password check %llu", static_cast<unsigned long long>(done.token));
 	PendingAuth &auth = it->second;
 	auto t = now();
+	// Taken before the verdict counts: over the account's failure limit
+	// every answer comes late, a right password's too, so that a quick
+	// answer cannot tell a guesser that the guess was right.
+	auto delay = state.guard->account_delay(auth.account_key, t);
 	if (done.result == VerifyResult::BadHash) {
 		log_warnx("lookup: stored password hash of %s is unusable", auth.account.c_str());
 		auth.result = AuthResult::TempFail;
@@ -137,10 +140,9 @@ void on_checked(LookupState &state, const AuthDone &done)
 		state.guard->record_failure(auth.client, auth.account_key, t);
 		log_info("lookup: authentication failed user=%s client=%s", auth.user.c_str(), auth.client.c_str());
 	}
-	// Over the account's failure limit, answers come late: guessing is
-	// slowed down, but the real user still gets in.
-	auto delay = state.guard->account_delay(auth.account_key, t);
-	if (auth.result != AuthResult::Ok && delay.count() > 0) {
+	wipe_secret(auth.password);
+	// Guessing is slowed down, but the real user still gets in.
+	if (delay.count() > 0) {
 		auto *arg = new DelayArg{&state, done.token};
 		auth.delay = evtimer_new(state.ctx->base, on_delay_over, arg);
 		timeval tv{static_cast<time_t>(delay.count() / 1000), static_cast<suseconds_t>(delay.count() % 1000 * 1000)};
@@ -199,7 +201,9 @@ void on_auth_request(LookupState &state, Role from, Msg &&msg)
 	auth.account_key = auth.account.empty() ? user : auth.account;
 	std::transform(auth.account_key.begin(), auth.account_key.end(), auth.account_key.begin(),
 	    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-	if (!auth.account.empty() && auth.enabled &&
+	// Not while the account is being slowed down: an instant answer would
+	// tell a guesser more than the delayed ones do.
+	if (!auth.account.empty() && auth.enabled && state.guard->account_delay(auth.account_key, t).count() == 0 &&
 	    state.guard->cache_hit(auth.account, password, auth.stored_hash, t)) {
 		wipe_secret(password);
 		state.guard->record_success(auth.account_key);
