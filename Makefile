@@ -3,6 +3,8 @@
 #   make build    configure and build in ./build (test hooks on)
 #   make run      build and start the family in the foreground (./run/)
 #   make check    build and run every test (SANITIZE=1: under ASan+UBSan)
+#   make memcheck run every unit test program under valgrind memcheck
+#   make fuzz     run AFL++ on every fuzz harness (FUZZ_SECONDS each)
 #   make install  build without test hooks and install (DESTDIR, PREFIX)
 #   make clean    remove build trees and ./run/
 
@@ -21,12 +23,29 @@ BUILD ?= build
 SANITIZE_FLAG = OFF
 endif
 RELEASE_BUILD = build-release
+FUZZ_BUILD = build-fuzz
+FUZZ_SECONDS ?= 60
+
+# The sanitizer run: UBSan prints a stack trace and stops at its first
+# report (the build already makes its checks non-recoverable), so a report
+# from any test program or role fails its test.
+ifeq ($(SANITIZE),1)
+TEST_ENV = UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+else
+TEST_ENV =
+endif
+
+# Criterion runs each test in a re-executed worker whose exit status it
+# ignores: every process writes its own log, and any error or definite
+# or indirect leak in one fails the program.
+VALGRIND = valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	--trace-children=yes
 
 DEBIAN_PACKAGES = g++ make cmake pkg-config libtls-dev libevent-dev \
 	libsqlite3-dev libseccomp-dev libargon2-dev libldns-dev libssl-dev \
-	libcriterion-dev mandoc swaks openssl python3 passwd
+	libcriterion-dev mandoc swaks openssl python3 passwd valgrind afl++
 
-.PHONY: all deps build run check install clean
+.PHONY: all deps build run check memcheck fuzz install clean
 
 all: build
 
@@ -57,7 +76,28 @@ run: build
 	sh etc/dev/run.sh $(BUILD)
 
 check: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && $(TEST_ENV) ctest --output-on-failure -j $(JOBS)
+
+memcheck: build
+	@if [ "$(SANITIZE)" = 1 ]; then echo "memcheck: valgrind and ASan do not mix; run without SANITIZE=1"; exit 1; fi
+	@rm -rf $(BUILD)/memcheck && mkdir -p $(BUILD)/memcheck; status=0; \
+	for test in $(BUILD)/tests/test_*; do \
+		[ -f "$$test" ] && [ -x "$$test" ] || continue; \
+		name=$$(basename $$test); \
+		echo "memcheck: $$name"; \
+		$(VALGRIND) --log-file=$(BUILD)/memcheck/$$name.%p.log $$test --jobs 1 \
+			>$(BUILD)/memcheck/$$name.out 2>&1 || { cat $(BUILD)/memcheck/$$name.out; status=1; }; \
+		for log in $(BUILD)/memcheck/$$name.*.log; do \
+			if grep -q 'ERROR SUMMARY: [1-9]' $$log; then cat $$log; status=1; fi; \
+		done; \
+	done; \
+	exit $$status
+
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=afl-clang-fast++ -DMAILD_FUZZ=ON -DMAILD_SANITIZE=ON \
+		-DMAILD_TESTS=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 install: deps
 	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAILD_TESTS=OFF \
@@ -66,4 +106,4 @@ install: deps
 	DESTDIR=$(DESTDIR) cmake --install $(RELEASE_BUILD)
 
 clean:
-	rm -rf build build-sanitize $(RELEASE_BUILD) run
+	rm -rf build build-sanitize $(RELEASE_BUILD) $(FUZZ_BUILD) run

@@ -21,6 +21,11 @@ MAILCTL = os.path.join(BUILD_DIR, "sbin/mailctl")
 TEST_HOOKS = os.environ.get("MAILD_TEST_HOOKS", "0") in ("1", "ON", "TRUE", "true")
 IS_ROOT = os.geteuid() == 0
 
+# What AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer print
+# when they find something; a sanitizer build sends every role's report to
+# the family's log.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
 ROLES = ["control", "lookup", "queue", "deliver", "smtpd", "mta", "imapd", "pop3d"]
 ROLE_USERS = {"control": "_maild", "lookup": "_maildl", "queue": "_maildq", "deliver": "_maildv",
               "smtpd": "_maild", "mta": "_maild", "imapd": "_maild", "pop3d": "_maild"}
@@ -179,13 +184,31 @@ class Family:
     def __enter__(self):
         return self
 
+    def sanitizer_report(self):
+        """The log from the first sanitizer report on, or None if it has none."""
+        try:
+            text = self.log_text()
+        except FileNotFoundError:
+            return None  # never started
+        starts = [i for i in (text.find(m) for m in SANITIZER_MARKERS) if i >= 0]
+        if not starts:
+            return None
+        # From the start of the line the report begins on.
+        return text[text.rfind("\n", 0, min(starts)) + 1:]
+
     def __exit__(self, *exc):
+        report = None
         try:
             self.stop()
+            report = self.sanitizer_report()
         finally:
             if getattr(self, "log", None):
                 self.log.close()
             self.tmp.cleanup()
+        # A sanitizer report from any process of the family fails the test
+        # that started it, even when the test itself passed.
+        if report is not None:
+            raise AssertionError("sanitizer report in the family's log:\n" + report)
         return False
 
 

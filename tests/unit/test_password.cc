@@ -136,6 +136,8 @@ int run_unable_to_clone(Body body)
 		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone3), 0) < 0 ||
 		    seccomp_load(ctx) < 0)
 			_exit(2);
+		// The loaded filter lives in the kernel; the context is ours.
+		seccomp_release(ctx);
 		// _exit: no atexit handlers, which may want threads (LeakSanitizer).
 		_exit(body() ? 0 : 1);
 	}
