@@ -16,6 +16,11 @@ AuthPool::AuthPool(unsigned workers, std::size_t max_queued)
 		fatal("eventfd");
 	for (unsigned i = 0; i < workers; i++)
 		threads_.emplace_back([this] { work(); });
+	// A new thread still makes system calls of its own before it runs
+	// work() (glibc registers rseq): they must be behind it before the
+	// sandbox is installed.
+	std::unique_lock lock(mutex_);
+	wake_.wait(lock, [this] { return running_ == threads_.size(); });
 }
 
 AuthPool::~AuthPool()
@@ -56,6 +61,11 @@ std::vector<AuthDone> AuthPool::take_done()
 
 void AuthPool::work()
 {
+	{
+		std::lock_guard lock(mutex_);
+		running_++;
+	}
+	wake_.notify_all();
 	for (;;) {
 		AuthJob job;
 		{

@@ -54,6 +54,7 @@ private:
 	std::deque<AuthJob> jobs_;
 	std::vector<AuthDone> done_;
 	bool stopping_ = false;
+	std::size_t running_ = 0; // threads that reached work()
 	std::vector<std::thread> threads_;
 };
 
