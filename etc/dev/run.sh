@@ -33,6 +33,8 @@ if [ "$(id -u)" = 0 ]; then
 		fi
 	done
 	chown root:root "$run/empty"
+	# Each role's own directory is for that role only, as maild makes them.
+	chmod 0700 "$run/db" "$run/spool" "$run/vmail"
 	chown _maildl: "$run/db"
 	chown _maildq: "$run/spool"
 	chown _maildv: "$run/vmail"
