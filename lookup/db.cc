@@ -342,6 +342,16 @@ std::optional<LocalAddress> parse_local(std::string_view address, std::string &e
 	return LocalAddress{std::move(mailbox->local), canonical_domain(mailbox->domain)};
 }
 
+// An account's address for a statement; for a bad one, error_r says why.
+std::optional<LocalAddress> account_key(std::string_view address, std::string &error_r)
+{
+	std::string error;
+	std::optional<LocalAddress> key = parse_local(address, error);
+	if (!key)
+		error_r = "invalid address: " + error;
+	return key;
+}
+
 // An alias source: local@domain, or @domain for the catch-all (local empty).
 struct AliasSource {
 	LocalAddress address;
@@ -619,10 +629,9 @@ bool AccountDb::is_local_domain(std::string_view domain)
 DbStatus AccountDb::add_account(std::string_view address, std::string_view password_hash)
 {
 	last_error_.clear();
-	std::string error;
-	std::optional<LocalAddress> key = parse_local(address, error);
+	std::optional<LocalAddress> key = account_key(address, last_error_);
 	if (!key)
-		return invalid(last_error_, "invalid address: " + error);
+		return DbStatus::Invalid;
 	if (!valid_password_hash(password_hash))
 		return invalid(last_error_, "invalid password hash");
 	Statement q(db_,
@@ -636,10 +645,9 @@ DbStatus AccountDb::add_account(std::string_view address, std::string_view passw
 DbStatus AccountDb::delete_account(std::string_view address)
 {
 	last_error_.clear();
-	std::string error;
-	std::optional<LocalAddress> key = parse_local(address, error);
+	std::optional<LocalAddress> key = account_key(address, last_error_);
 	if (!key)
-		return invalid(last_error_, "invalid address: " + error);
+		return DbStatus::Invalid;
 	Statement q(db_,
 	    "DELETE FROM accounts WHERE domain_id = (SELECT id FROM domains WHERE name = ?1) "
 	    "AND local = ?2 COLLATE NOCASE",
@@ -651,10 +659,9 @@ DbStatus AccountDb::delete_account(std::string_view address)
 DbStatus AccountDb::set_password(std::string_view address, std::string_view password_hash)
 {
 	last_error_.clear();
-	std::string error;
-	std::optional<LocalAddress> key = parse_local(address, error);
+	std::optional<LocalAddress> key = account_key(address, last_error_);
 	if (!key)
-		return invalid(last_error_, "invalid address: " + error);
+		return DbStatus::Invalid;
 	if (!valid_password_hash(password_hash))
 		return invalid(last_error_, "invalid password hash");
 	Statement q(db_,
@@ -668,10 +675,9 @@ DbStatus AccountDb::set_password(std::string_view address, std::string_view pass
 DbStatus AccountDb::set_enabled(std::string_view address, bool enabled)
 {
 	last_error_.clear();
-	std::string error;
-	std::optional<LocalAddress> key = parse_local(address, error);
+	std::optional<LocalAddress> key = account_key(address, last_error_);
 	if (!key)
-		return invalid(last_error_, "invalid address: " + error);
+		return DbStatus::Invalid;
 	Statement q(db_,
 	    "UPDATE accounts SET enabled = ?3, changed = ?4 "
 	    "WHERE domain_id = (SELECT id FROM domains WHERE name = ?1) AND local = ?2 COLLATE NOCASE",

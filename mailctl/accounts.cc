@@ -335,6 +335,19 @@ std::vector<std::string> alias_problems(Session &s, const AliasRecord &alias)
 	return problems;
 }
 
+// Opens the database for a list command, optionally limited to one local
+// domain (empty: all).
+int open_list_session(const Options &options, const std::string &domain, Session &s)
+{
+	if (!domain.empty() && !check_domain(domain))
+		return kExitFailed;
+	if (int status = open_session(options, s); status != kExitOk)
+		return status;
+	if (!domain.empty() && !check_local_domain(s, domain))
+		return kExitFailed;
+	return kExitOk;
+}
+
 // The commands shared by user del, disable and enable: one address, one
 // change.
 template <typename Change>
@@ -456,13 +469,9 @@ int user_passwd(const Options &options, Operands operands)
 int user_list(const Options &options, Operands operands)
 {
 	std::string domain = operands.empty() ? std::string() : operands[0];
-	if (!domain.empty() && !check_domain(domain))
-		return kExitFailed;
 	Session s;
-	if (int status = open_session(options, s); status != kExitOk)
+	if (int status = open_list_session(options, domain, s); status != kExitOk)
 		return status;
-	if (!domain.empty() && !check_local_domain(s, domain))
-		return kExitFailed;
 	std::vector<AccountRecord> accounts = s.db->list_accounts(domain);
 	std::ranges::sort(accounts, {}, [](const AccountRecord &a) { return sort_key(a.address); });
 	for (const auto &account : accounts)
@@ -525,13 +534,9 @@ int alias_del(const Options &options, Operands operands)
 int alias_list(const Options &options, Operands operands)
 {
 	std::string domain = operands.empty() ? std::string() : operands[0];
-	if (!domain.empty() && !check_domain(domain))
-		return kExitFailed;
 	Session s;
-	if (int status = open_session(options, s); status != kExitOk)
+	if (int status = open_list_session(options, domain, s); status != kExitOk)
 		return status;
-	if (!domain.empty() && !check_local_domain(s, domain))
-		return kExitFailed;
 	std::vector<std::pair<std::string, std::string>> lines;
 	for (auto &alias : s.db->list_aliases(domain))
 		for (auto &target : alias.targets)

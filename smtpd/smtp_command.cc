@@ -354,6 +354,27 @@ std::optional<Path> postmaster_path(std::string_view text)
 	return path;
 }
 
+// The ESMTP parameters after a path (RFC 5321 4.1.2 Mail-parameters and
+// Rcpt-parameters): each KEY[=VALUE] word goes to `handle`, which checks it.
+template <typename Handle>
+bool parse_parameters(std::string_view rest, std::string &error_r, Handle handle)
+{
+	if (!parameters_follow(rest)) {
+		error_r = "501 5.5.4 Syntax error after address";
+		return false;
+	}
+	for (std::string_view word = next_word(rest); !word.empty(); word = next_word(rest)) {
+		Param p;
+		if (!split_param(word, p)) {
+			error_r = "501 5.5.4 Syntax error in parameters";
+			return false;
+		}
+		if (!handle(p))
+			return false;
+	}
+	return true;
+}
+
 } // namespace
 
 std::optional<SmtpCommand> parse_command_line(std::string_view line, std::string &error_r)
@@ -427,21 +448,10 @@ std::optional<MailParams> parse_mail_from(std::string_view argument, const MailP
 		return std::nullopt;
 	}
 	params.path = std::move(*path);
-	std::string_view rest = text->substr(params.path.consumed);
-	if (!parameters_follow(rest)) {
-		error_r = "501 5.5.4 Syntax error after address";
-		return std::nullopt;
-	}
 	unsigned seen = 0;
-	for (std::string_view word = next_word(rest); !word.empty(); word = next_word(rest)) {
-		Param p;
-		if (!split_param(word, p)) {
-			error_r = "501 5.5.4 Syntax error in parameters";
-			return std::nullopt;
-		}
-		if (!mail_param(p, options, seen, params, error_r))
-			return std::nullopt;
-	}
+	if (!parse_parameters(text->substr(params.path.consumed), error_r,
+		[&](const Param &p) { return mail_param(p, options, seen, params, error_r); }))
+		return std::nullopt;
 	// RFC 6531 section 3.4: a UTF-8 path needs the SMTPUTF8 parameter.
 	const Mailbox &sender = params.path.mailbox;
 	if (!params.smtputf8 && (has_non_ascii(sender.local) || has_non_ascii(sender.domain))) {
@@ -474,21 +484,10 @@ std::optional<RcptParams> parse_rcpt_to(std::string_view argument, const RcptPar
 		}
 		params.path = std::move(*path);
 	}
-	std::string_view rest = text->substr(params.path.consumed);
-	if (!parameters_follow(rest)) {
-		error_r = "501 5.5.4 Syntax error after address";
-		return std::nullopt;
-	}
 	unsigned seen = 0;
-	for (std::string_view word = next_word(rest); !word.empty(); word = next_word(rest)) {
-		Param p;
-		if (!split_param(word, p)) {
-			error_r = "501 5.5.4 Syntax error in parameters";
-			return std::nullopt;
-		}
-		if (!rcpt_param(p, options, seen, params, error_r))
-			return std::nullopt;
-	}
+	if (!parse_parameters(text->substr(params.path.consumed), error_r,
+		[&](const Param &p) { return rcpt_param(p, options, seen, params, error_r); }))
+		return std::nullopt;
 	return params;
 }
 
