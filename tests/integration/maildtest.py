@@ -42,10 +42,17 @@ def ensure_system_users():
                            check=True)
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count):
+    """count distinct free loopback ports: all are held open until all are
+    chosen, so the kernel cannot hand out one number twice."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def role_pids(parent_pid):
@@ -92,7 +99,8 @@ class Family:
             for sub, user in (("db", "_maildl"), ("spool", "_maildq"), ("vmail", "_maildv")):
                 pw = pwd.getpwnam(user)
                 os.chown(os.path.join(self.dir, sub), pw.pw_uid, pw.pw_gid)
-        self.ports = {kind: free_port() for kind in ("smtp", "submission", "imap", "pop3")}
+        kinds = ("smtp", "submission", "imap", "pop3")
+        self.ports = dict(zip(kinds, free_ports(len(kinds))))
         self.config_path = os.path.join(self.dir, "maild.conf")
         self.log_path = os.path.join(self.dir, "maild.log")
         self.control_socket = os.path.join(self.dir, "control.sock")
