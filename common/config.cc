@@ -597,6 +597,17 @@ void set_local_part_case(Parser &p, const Statement &s)
 	p.config().local_part_case_sensitive = word.text == "sensitive";
 }
 
+template <bool Config::*field>
+void set_yes_no(Parser &p, const Statement &s)
+{
+	const Word &word = s.arg(0);
+	if (word.text != "yes" && word.text != "no") {
+		p.error(s.line, word, s.keyword().text + ": " + in_quotes(word.text) + " is neither yes nor no");
+		return;
+	}
+	p.config().*field = word.text == "yes";
+}
+
 void set_subaddress_separator(Parser &p, const Statement &s)
 {
 	const Word &word = s.arg(0);
@@ -669,12 +680,15 @@ constexpr std::array kKeywords{
     Keyword{"mail-store", "PATH", 1, 1, false, set_path<&Config::mail_store>},
     Keyword{"max-alias-depth", "NUMBER", 1, 1, false,
 	set_quantity<&Config::max_alias_depth, Unit::Count, 1, 100>},
+    Keyword{"max-command-length", "NUMBER", 1, 1, false,
+	set_quantity<&Config::max_command_length, Unit::Count, 512, 65536>},
     Keyword{"max-connections", "NUMBER", 1, 1, false,
 	set_quantity<&Config::max_connections, Unit::Count, 1, 1000000>},
     Keyword{"max-connections-per-address", "NUMBER", 1, 1, false,
 	set_quantity<&Config::max_connections_per_address, Unit::Count, 1, 1000000>},
+    Keyword{"max-errors", "NUMBER", 1, 1, false, set_quantity<&Config::max_errors, Unit::Count, 1, 1000>},
     Keyword{"max-line-length", "NUMBER", 1, 1, false,
-	set_quantity<&Config::max_line_length, Unit::Count, 1000, 1048576>},
+	set_quantity<&Config::max_line_length, Unit::Count, 998, 1048576>},
     Keyword{"max-message-size", "SIZE", 1, 1, false,
 	set_quantity<&Config::max_message_size, Unit::Bytes, kKiB, kGiB>},
     Keyword{"max-recipients", "NUMBER", 1, 1, false,
@@ -682,6 +696,12 @@ constexpr std::array kKeywords{
     Keyword{"max-sessions-per-user", "NUMBER", 1, 1, false,
 	set_quantity<&Config::max_sessions_per_user, Unit::Count, 1, 1000000>},
     Keyword{"pidfile", "PATH", 1, 1, false, set_path<&Config::pidfile>},
+    Keyword{"pipelining-guard", "yes | no", 1, 1, false, set_yes_no<&Config::pipelining_guard>},
+    Keyword{"queue-retry-max", "DURATION", 1, 1, false,
+	set_quantity<&Config::queue_retry_max, Unit::Seconds, 1, 86400>},
+    Keyword{"queue-retry-min", "DURATION", 1, 1, false,
+	set_quantity<&Config::queue_retry_min, Unit::Seconds, 1, 86400>},
+    Keyword{"received-auth-user", "yes | no", 1, 1, false, set_yes_no<&Config::received_auth_user>},
     Keyword{"spool", "PATH", 1, 1, false, set_path<&Config::spool>},
     Keyword{"subaddress-separator", "CHARACTER | none", 1, 1, false, set_subaddress_separator},
     Keyword{"tls-certificate", "PATH", 1, 1, false, set_path<&Config::tls_certificate>},
@@ -877,6 +897,12 @@ ConfigResult Parser::finish()
 	}
 	if (!listen_written_)
 		error(0, 0, "no listeners configured");
+	if (config_.queue_retry_min > config_.queue_retry_max) {
+		SourcePos at = config_.position_of("queue-retry-min");
+		if (at.line == 0)
+			at = config_.position_of("queue-retry-max");
+		error(at.line, at.col, "queue-retry-min is longer than queue-retry-max");
+	}
 	sort_errors(errors_);
 	return ConfigResult{std::move(config_), std::move(errors_)};
 }

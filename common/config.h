@@ -81,12 +81,23 @@ struct Config {
 	uint32_t max_connections_per_address = 20;
 	uint64_t max_message_size = 35ull * 1024 * 1024;
 	uint32_t max_recipients = 100;
-	uint32_t max_line_length = 4096;
+	uint32_t max_line_length = 998;     // message text line, without CRLF (RFC 5321 4.5.3.1.6)
+	uint32_t max_command_length = 512;  // SMTP command line, with CRLF (RFC 5321 4.5.3.1.4)
+	uint32_t max_errors = 10;           // per SMTP session, then 421
 	uint32_t max_sessions_per_user = 20;
 	// Timeouts, in seconds.
 	uint32_t command_timeout = 300;
 	uint32_t data_timeout = 600;
 	uint32_t idle_timeout = 1800;
+
+	// SMTP in (see maild.conf(5)).
+	bool pipelining_guard = true;    // refuse early bytes after end of data and STARTTLS
+	bool received_auth_user = false; // name the authenticated user in Received:
+
+	// The queue: temporary failures are retried after queue_retry_min,
+	// doubling up to queue_retry_max (seconds).
+	uint32_t queue_retry_min = 60;
+	uint32_t queue_retry_max = 3600;
 
 	// Accounts and authentication (the lookup role; see maild.conf(5)).
 	bool local_part_case_sensitive = false;

@@ -2,6 +2,7 @@
 // queue) asks "who gets mail for this address?".
 #pragma once
 
+#include "common/imsg_types.h"
 #include "lookup/db.h"
 
 #include <string>
@@ -10,13 +11,6 @@
 
 namespace maild {
 
-enum class ResolveKind : uint8_t {
-	Deliver,        // to local_accounts and/or external (at least one)
-	UnknownUser,    // a local domain, but nobody by that name (550 5.1.1)
-	Disabled,       // only disabled accounts (550 5.2.1)
-	NotLocalDomain, // not ours (relaying is smtpd's decision)
-	TempFail,       // alias loop, chain too deep, dangling alias, database error: 451, never a drop
-};
 std::string_view to_string(ResolveKind kind);
 
 struct Resolution {

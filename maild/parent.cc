@@ -30,7 +30,7 @@ namespace {
 constexpr std::pair<Role, Role> kPeerLinks[] = {
     {Role::Smtpd, Role::Lookup}, {Role::Smtpd, Role::Queue}, {Role::Queue, Role::Lookup},
     {Role::Queue, Role::Deliver}, {Role::Queue, Role::Mta}, {Role::Mta, Role::Lookup},
-    {Role::Imapd, Role::Lookup}, {Role::Pop3d, Role::Lookup}, {Role::Control, Role::Lookup},
+    {Role::Imapd, Role::Lookup}, {Role::Pop3d, Role::Lookup}, {Role::Control, Role::Lookup}, {Role::Control, Role::Queue},
 };
 
 constexpr int kReadyTimeoutSeconds = 30;

@@ -182,7 +182,7 @@ Test(config, defaults)
 	cr_expect_eq(c.max_connections_per_address, 20u);
 	cr_expect_eq(c.max_message_size, 35ull * 1024 * 1024);
 	cr_expect_eq(c.max_recipients, 100u);
-	cr_expect_eq(c.max_line_length, 4096u);
+	cr_expect_eq(c.max_line_length, 998u);
 	cr_expect_eq(c.max_sessions_per_user, 20u);
 	cr_expect_eq(c.command_timeout, 300u);
 	cr_expect_eq(c.data_timeout, 600u);
@@ -304,9 +304,9 @@ Test(config, bounds)
 	    {"max-message-size -1", "is not a size"},
 	    {"max-message-size K", "is not a size"},
 	    {"max-message-size 1.5M", "is not a size"},
-	    {"max-line-length 999", "max-line-length: 999 is out of range (1000 to 1048576)"},
+	    {"max-line-length 997", "max-line-length: 997 is out of range (998 to 1048576)"},
 	    {"max-line-length 1048576", ""},
-	    {"max-line-length 1048577", "out of range (1000 to 1048576)"},
+	    {"max-line-length 1048577", "out of range (998 to 1048576)"},
 	    {"max-connections 0", "max-connections: 0 is out of range (1 to 1000000)"},
 	    {"max-connections 1000000", ""},
 	    {"max-connections 1000001", "out of range (1 to 1000000)"},
