@@ -32,6 +32,15 @@ struct RoleRuntime {
 	RoleContext ctx;
 	std::vector<MsgRule> rules; // common setup rules + the role's own
 	std::set<std::pair<MsgType, Role>> seen_once;
+	// Run-time messages from peers that arrived while this role was still
+	// in setup: a peer that is already serving (smtpd with a client) may
+	// speak first. They are dispatched, in order, once this role serves.
+	struct EarlyMsg {
+		Role from;
+		Channel *channel;
+		Msg msg;
+	};
+	std::vector<EarlyMsg> early;
 };
 
 const MsgRule *find_rule(const RoleRuntime &rt, MsgType type, Role from)
@@ -63,6 +72,11 @@ void dispatch(RoleRuntime &rt, Role from, Channel &channel, Msg &&msg)
 	const MsgRule *rule = find_rule(rt, msg.type, from);
 	// The channel's allowlist already refused other types; this is the
 	// phase and once check.
+	if (rule != nullptr && from != Role::Parent && rule->phase == RolePhase::Running &&
+	    rt.ctx.phase == RolePhase::Setup) {
+		rt.early.push_back({from, &channel, std::move(msg)});
+		return;
+	}
 	if (rule == nullptr || rule->phase != rt.ctx.phase)
 		fatalx("%s: message %s from %s not allowed now", std::string(to_string(rt.ctx.role)).c_str(),
 		    std::string(to_string(msg.type)).c_str(), std::string(to_string(from)).c_str());
@@ -241,6 +255,8 @@ void on_setup_done(RoleRuntime &rt)
 	MsgWriter w;
 	w.u32(kProtocolVersion);
 	rt.ctx.parent->send(MsgType::RoleReady, w.data());
+	for (auto &early : std::exchange(rt.early, {}))
+		dispatch(rt, early.from, *early.channel, std::move(early.msg));
 }
 
 std::vector<MsgRule> setup_rules(RoleRuntime &rt)
