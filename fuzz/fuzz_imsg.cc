@@ -12,6 +12,7 @@
 // chunks and one byte at a time agree). Every message returned must fit
 // its type's spec, and its payload is read field by field as the comments
 // in imsg_types.h lay it out.
+#include "common/envelope.h"
 #include "common/imsg.h"
 
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 using maild::Msg;
@@ -71,6 +73,14 @@ void read_status_rows(MsgReader &r)
 		r.str(64);
 		r.str(64);
 	}
+}
+
+// An envelope as the queue reads it (a refused one is fatal there; here the
+// reader's state is all that matters).
+void read_envelope_fields(MsgReader &r)
+{
+	std::string error;
+	(void)maild::read_envelope(r, error);
 }
 
 // Reads the payload as its type's handler would.
@@ -146,6 +156,62 @@ void parse_payload(const Msg &msg)
 				r.str(1024);
 		}
 		r.str(1024);
+		break;
+	case MsgType::QueueCreate:
+	case MsgType::QueueShowRequest:
+	case MsgType::ControlQueueShow:
+		r.u32();
+		break;
+	case MsgType::QueueCreated:
+	case MsgType::QueueCreateFailed:
+		r.u32();
+		r.str(1024);
+		break;
+	case MsgType::QueueCommit:
+		r.u32();
+		read_envelope_fields(r);
+		break;
+	case MsgType::QueueCommitResult:
+	case MsgType::QueueActionResult:
+		r.u32();
+		[[fallthrough]];
+	case MsgType::ControlQueueActionResult:
+		r.u8();
+		r.str(1024);
+		break;
+	case MsgType::QueueAbort:
+		r.str(64);
+		break;
+	case MsgType::DeliverRequest:
+		r.u32();
+		r.str(64);
+		r.str(1024);
+		r.str(1024);
+		r.u64();
+		r.u8();
+		break;
+	case MsgType::DeliverResult:
+		r.u32();
+		r.u8();
+		r.str(1024);
+		break;
+	case MsgType::QueueShowResult:
+		r.u32();
+		[[fallthrough]];
+	case MsgType::ControlQueueShowResult: {
+		r.u32();
+		uint32_t n = r.u32();
+		for (uint32_t i = 0; i < n && r.ok(); i++)
+			read_envelope_fields(r);
+		break;
+	}
+	case MsgType::QueueActionRequest:
+		r.u32();
+		[[fallthrough]];
+	case MsgType::ControlQueueAction:
+		r.u32();
+		r.u8();
+		r.str(64);
 		break;
 	}
 	// end() is exactly "every byte read, no failure".
