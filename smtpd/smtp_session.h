@@ -37,7 +37,7 @@ struct SmtpSessionConfig {
 	bool tls_available = false;             // a certificate is loaded: STARTTLS may be offered
 	uint64_t max_message_size = 35ull * 1024 * 1024;
 	uint32_t max_recipients = 100;
-	std::size_t max_command_length = 512; // command line without CRLF (AUTH lines: 12288, RFC 4954)
+	std::size_t max_command_length = 512; // command line with its CRLF (RFC 5321 4.5.3.1.4; AUTH: 12288)
 	std::size_t max_line_length = 998;    // message text line without CRLF
 	uint32_t max_errors = 10;             // then 421 4.7.0 and close
 	uint32_t command_timeout = 300;       // seconds, waiting for a command
