@@ -1,6 +1,7 @@
 // The commands that ask the running maild, over its control socket:
-// status, auth test and resolve. The control role relays the last two to
-// lookup, so they show what smtpd, imapd and pop3d would be told.
+// status, auth test and resolve, and the exchange with control that the
+// queue commands (queue.cc) share. The control role relays auth test and
+// resolve to lookup, so they show what smtpd, imapd and pop3d would be told.
 #include "mailctl/mailctl.h"
 
 #include "common/address.h"
@@ -63,9 +64,8 @@ UniqueFd connect_control(const std::string &path)
 	return fd;
 }
 
-// Sends one request and waits for its answer, which must be of type
-// `answer` or a ControlError. Prints what went wrong and returns nullopt
-// on failure; exit_r says which status that is.
+} // namespace
+
 std::optional<Msg> ask(const Options &options, MsgType type, std::span<const uint8_t> payload, MsgType answer,
     int timeout_ms, int &exit_r)
 {
@@ -101,6 +101,8 @@ int malformed_answer()
 	print_error("malformed answer from maild");
 	return kExitSystem;
 }
+
+namespace {
 
 bool valid_client_address(const std::string &address)
 {

@@ -2,6 +2,8 @@
 // statuses mailctl(8) documents, and each command's entry point.
 #pragma once
 
+#include "common/imsg.h"
+
 #include <optional>
 #include <span>
 #include <string>
@@ -63,6 +65,20 @@ int alias_check(const Options &options, Operands operands);
 int status(const Options &options, Operands operands);
 int auth_test(const Options &options, Operands operands);
 int resolve(const Options &options, Operands operands);
+// Sends one request over the control socket and waits for its answer,
+// which must be of type `answer` or a ControlError. Prints what went wrong
+// and returns nullopt on failure; exit_r says which status that is.
+std::optional<Msg> ask(const Options &options, MsgType type, std::span<const uint8_t> payload, MsgType answer,
+    int timeout_ms, int &exit_r);
+// Says the answer was malformed; returns the exit status for that.
+int malformed_answer();
+
+// queue.cc: the queue role's view of the spool, through control.
+int queue_show(const Options &options, Operands operands);
+int queue_flush(const Options &options, Operands operands);
+int queue_remove(const Options &options, Operands operands);
+int queue_hold(const Options &options, Operands operands);
+int queue_release(const Options &options, Operands operands);
 
 // password_prompt.cc. Reads a password from one line of standard input
 // (from_stdin) or from the terminal with echo off; confirm asks twice on

@@ -3,9 +3,10 @@
 // It runs with the caller's privileges, except for the account commands:
 // run as root, they become the lookup role's user before they open the
 // database (accounts.cc), so that every file of it stays that user's.
-// `config check` reads the file as maild would; `status`, `auth test` and
-// `resolve` ask the running maild over the control socket, which only root
-// (or, in an unprivileged development run, maild's own user) may use.
+// `config check` reads the file as maild would; `status`, `auth test`,
+// `resolve` and the `queue` commands ask the running maild over the control
+// socket, which only root (or, in an unprivileged development run, maild's
+// own user) may use.
 #include "mailctl/mailctl.h"
 
 #include "common/config.h"
@@ -95,6 +96,11 @@ constexpr std::array kCommands = {
     Command{"domain add", "DOMAIN", 1, 1, 0, domain_add},
     Command{"domain del", "[--force] DOMAIN", 1, 1, kOptForce, domain_del},
     Command{"domain list", "", 0, 0, 0, domain_list},
+    Command{"queue flush", "[ID]", 0, 1, 0, queue_flush},
+    Command{"queue hold", "ID", 1, 1, 0, queue_hold},
+    Command{"queue release", "ID", 1, 1, 0, queue_release},
+    Command{"queue remove", "ID", 1, 1, 0, queue_remove},
+    Command{"queue show", "", 0, 0, 0, queue_show},
     Command{"resolve", "ADDRESS", 1, 1, 0, resolve},
     Command{"status", "", 0, 0, 0, status},
     Command{"user add", "[--password-stdin] ADDRESS", 1, 1, kOptPasswordStdin, user_add},

@@ -4,10 +4,11 @@
 // directory. maild opens the socket (mode 0600, owned by root) and passes
 // it in; control accepts clients, checks each one's credentials
 // (SO_PEERCRED), and relays their questions: process status to the parent,
-// password checks and address resolution to lookup. A client is not
-// trusted: a malformed request drops that client only. The parent and
-// lookup are: a malformed answer from them is fatal. Peers: the parent and
-// lookup.
+// password checks and address resolution to lookup, queue listings and
+// actions to the queue. A client is not trusted: a malformed request drops
+// that client only. The parent, lookup and the queue are: a malformed answer
+// from them is fatal. Peers: the parent, lookup and the queue.
+#include "common/envelope.h"
 #include "common/log.h"
 #include "common/role.h"
 
@@ -29,13 +30,14 @@ using namespace maild;
 constexpr std::size_t kMaxClients = 16;
 constexpr std::size_t kMaxPendingRequests = 64;
 
-const MsgType kClientMessages[] = {MsgType::ControlStatusRequest, MsgType::ControlAuthTest, MsgType::ControlResolve};
+const MsgType kClientMessages[] = {MsgType::ControlStatusRequest, MsgType::ControlAuthTest, MsgType::ControlResolve,
+    MsgType::ControlQueueShow, MsgType::ControlQueueAction};
 
 struct ControlState {
 	RoleContext *ctx = nullptr;
 	std::map<uint64_t, std::unique_ptr<Channel>> clients;
-	// request id -> client id, for questions to the parent and to lookup;
-	// a client that left meanwhile is simply gone from `clients`.
+	// request id -> client id, for questions to the parent, lookup and the
+	// queue; a client that left meanwhile is simply gone from `clients`.
 	std::map<uint32_t, uint64_t> pending;
 	uint64_t next_client = 1;
 	uint32_t next_request = 1;
@@ -94,6 +96,22 @@ std::optional<uint32_t> new_request(ControlState &state, uint64_t id, Channel &c
 	return request;
 }
 
+// A malformed request is fatal for the queue, which trusts its peers, so a
+// client's is caught here: a real action, and a queue id or, for a flush
+// only, none (every message).
+bool valid_queue_action(uint8_t action, std::string_view qid)
+{
+	switch (static_cast<QueueAction>(action)) {
+	case QueueAction::Flush:
+		return qid.empty() || is_valid_queue_id(qid);
+	case QueueAction::Remove:
+	case QueueAction::Hold:
+	case QueueAction::Release:
+		return is_valid_queue_id(qid);
+	}
+	return false;
+}
+
 void on_client_request(ControlState &state, uint64_t id, Channel &client, Msg &&msg)
 {
 	MsgReader r{msg.payload};
@@ -102,8 +120,12 @@ void on_client_request(ControlState &state, uint64_t id, Channel &client, Msg &&
 	MsgWriter w;
 	Channel *to = nullptr;
 	MsgType type{};
-	std::string client_address, user, password, address;
-	// The channel's allowlist lets only these three through.
+	std::string client_address, user, password, address, qid;
+	uint8_t action = 0;
+	bool valid = true;
+	Channel *lookup = state.ctx->peers[static_cast<std::size_t>(Role::Lookup)].get();
+	Channel *queue = state.ctx->peers[static_cast<std::size_t>(Role::Queue)].get();
+	// The channel's allowlist lets only these through.
 	if (msg.type == MsgType::ControlStatusRequest) {
 		to = state.ctx->parent.get();
 		type = MsgType::ParentStatusRequest;
@@ -111,14 +133,23 @@ void on_client_request(ControlState &state, uint64_t id, Channel &client, Msg &&
 		client_address = r.str(64);
 		user = r.str(1024);
 		password = r.str(4096);
-		to = state.ctx->peers[static_cast<std::size_t>(Role::Lookup)].get();
+		to = lookup;
 		type = MsgType::LookupAuthRequest;
-	} else {
+	} else if (msg.type == MsgType::ControlResolve) {
 		address = r.str(1024);
-		to = state.ctx->peers[static_cast<std::size_t>(Role::Lookup)].get();
+		to = lookup;
 		type = MsgType::LookupResolveRequest;
+	} else if (msg.type == MsgType::ControlQueueShow) {
+		to = queue;
+		type = MsgType::QueueShowRequest;
+	} else {
+		action = r.u8();
+		qid = r.str(kQueueIdLength);
+		valid = valid_queue_action(action, qid);
+		to = queue;
+		type = MsgType::QueueActionRequest;
 	}
-	if (!r.end()) {
+	if (!r.end() || !valid) {
 		log_warnx("control: malformed %s from client %llu, dropping it", std::string(to_string(msg.type)).c_str(),
 		    static_cast<unsigned long long>(id));
 		drop_client(state, id);
@@ -135,12 +166,15 @@ void on_client_request(ControlState &state, uint64_t id, Channel &client, Msg &&
 		std::fill(password.begin(), password.end(), '\0');
 	} else if (type == MsgType::LookupResolveRequest) {
 		w.str(address);
+	} else if (type == MsgType::QueueActionRequest) {
+		w.u8(action);
+		w.str(qid);
 	}
 	to->send(type, w.data());
 }
 
-// An answer from the parent or lookup: the request id, then what goes to
-// the client as `reply`.
+// An answer from the parent, lookup or the queue: the request id, then what
+// goes to the client as `reply`.
 void on_answer(ControlState &state, MsgType reply, Msg &&msg)
 {
 	MsgReader r{msg.payload};
@@ -228,5 +262,13 @@ int main(int argc, char **argv)
 	    [](RoleContext &, Channel &, Msg &&msg) { on_answer(state, MsgType::ControlAuthResult, std::move(msg)); }});
 	spec.rules.push_back({MsgType::LookupResolveResult, Role::Lookup, RolePhase::Running, false,
 	    [](RoleContext &, Channel &, Msg &&msg) { on_answer(state, MsgType::ControlResolveResult, std::move(msg)); }});
+	spec.rules.push_back({MsgType::QueueShowResult, Role::Queue, RolePhase::Running, false,
+	    [](RoleContext &, Channel &, Msg &&msg) {
+		    on_answer(state, MsgType::ControlQueueShowResult, std::move(msg));
+	    }});
+	spec.rules.push_back({MsgType::QueueActionResult, Role::Queue, RolePhase::Running, false,
+	    [](RoleContext &, Channel &, Msg &&msg) {
+		    on_answer(state, MsgType::ControlQueueActionResult, std::move(msg));
+	    }});
 	run_role(spec, argc, argv);
 }
