@@ -5,6 +5,8 @@
 #   make check    build and run every test (SANITIZE=1: under ASan+UBSan)
 #   make memcheck run every unit test program under valgrind memcheck
 #   make fuzz     run AFL++ on every fuzz harness (FUZZ_SECONDS each)
+#   make bench    build and run the benchmark (docs/PERFORMANCE.md; BENCH_ARGS)
+#   make bench-quick  its few-second run, as make check runs it
 #   make install  build without test hooks and install (DESTDIR, PREFIX)
 #   make clean    remove build trees and ./run/
 
@@ -25,6 +27,8 @@ endif
 RELEASE_BUILD = build-release
 FUZZ_BUILD = build-fuzz
 FUZZ_SECONDS ?= 60
+# Passed to bench/run.py, e.g. BENCH_ARGS="--target 127.0.0.1:2525 --rcpt u@example.org".
+BENCH_ARGS ?=
 
 # The sanitizer run: UBSan prints a stack trace and stops at its first
 # report (the build already makes its checks non-recoverable), so a report
@@ -45,7 +49,7 @@ DEBIAN_PACKAGES = g++ make cmake pkg-config libtls-dev libevent-dev \
 	libsqlite3-dev libseccomp-dev libargon2-dev libldns-dev libssl-dev \
 	libcriterion-dev mandoc swaks openssl python3 passwd valgrind afl++
 
-.PHONY: all deps build run check memcheck fuzz install clean
+.PHONY: all deps build run check memcheck fuzz bench bench-quick install clean
 
 all: build
 
@@ -98,6 +102,12 @@ fuzz: deps
 		-DMAILD_TESTS=OFF
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	/usr/bin/python3 bench/run.py --build-dir $(BUILD) $(BENCH_ARGS)
+
+bench-quick: build
+	/usr/bin/python3 bench/run.py --build-dir $(BUILD) --quick $(BENCH_ARGS)
 
 install: deps
 	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAILD_TESTS=OFF \
