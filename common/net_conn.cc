@@ -3,6 +3,8 @@
 #include "common/log.h"
 
 #include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <tls.h>
 
@@ -78,6 +80,12 @@ NetConn::NetConn(event_base *base, UniqueFd fd, Callbacks callbacks)
 	timer_ev_.reset(evtimer_new(base_, on_timer, this));
 	if (!read_ev_ || !write_ev_ || !wake_ev_ || !timer_ev_)
 		fatalx("event_new failed"); // only when out of memory
+	// Replies are already gathered into one write per loop pass; Nagle
+	// would hold back the next one (a pipelined client's 354 after its
+	// 250s) until the client's delayed ACK, 40 ms later. Not a TCP socket
+	// (a test's socketpair): nothing to do.
+	int one = 1;
+	(void)setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	update_interest();
 }
 

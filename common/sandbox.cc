@@ -61,6 +61,7 @@ constexpr const char *kAccept[] = {
     "accept4",
     "getpeername",
     "getsockname",
+    "setsockopt", // TCP_NODELAY on accepted connections (common/net_conn.cc)
     "shutdown",
 };
 constexpr const char *kSyslog[] = {
