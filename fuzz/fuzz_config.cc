@@ -38,7 +38,10 @@ bool same_values(const Config &a, const Config &b)
 	    a.max_message_size == b.max_message_size && a.max_recipients == b.max_recipients &&
 	    a.max_line_length == b.max_line_length && a.max_sessions_per_user == b.max_sessions_per_user &&
 	    a.command_timeout == b.command_timeout && a.data_timeout == b.data_timeout &&
-	    a.idle_timeout == b.idle_timeout;
+	    a.idle_timeout == b.idle_timeout && a.max_command_length == b.max_command_length &&
+	    a.max_errors == b.max_errors && a.pipelining_guard == b.pipelining_guard &&
+	    a.received_auth_user == b.received_auth_user && a.queue_retry_min == b.queue_retry_min &&
+	    a.queue_retry_max == b.queue_retry_max;
 }
 
 bool same_errors(const std::vector<ConfigError> &a, const std::vector<ConfigError> &b)
@@ -90,6 +93,12 @@ std::string to_text(const Config &c)
 	line("command-timeout", std::to_string(c.command_timeout));
 	line("data-timeout", std::to_string(c.data_timeout));
 	line("idle-timeout", std::to_string(c.idle_timeout));
+	line("max-command-length", std::to_string(c.max_command_length));
+	line("max-errors", std::to_string(c.max_errors));
+	line("pipelining-guard", c.pipelining_guard ? "yes" : "no");
+	line("received-auth-user", c.received_auth_user ? "yes" : "no");
+	line("queue-retry-min", std::to_string(c.queue_retry_min));
+	line("queue-retry-max", std::to_string(c.queue_retry_max));
 	for (const auto &l : c.listeners)
 		t += "listen " + std::string(maild::to_string(l.kind)) + " port " + std::to_string(l.port) + " address " +
 		    quote(l.address) + "\n";
@@ -136,9 +145,11 @@ void check_config(const Config &c)
 		if (path->empty() || path->front() != '/' || path->find('\0') != std::string::npos)
 			__builtin_trap();
 	if (c.max_connections < 1 || c.max_connections > 1000000 || c.max_message_size < 1024 ||
-	    c.max_message_size > 1024ull * 1024 * 1024 || c.max_line_length < 1000 || c.max_line_length > 1048576 ||
+	    c.max_message_size > 1024ull * 1024 * 1024 || c.max_line_length < 998 || c.max_line_length > 1048576 ||
 	    c.command_timeout < 10 || c.command_timeout > 3600 || c.data_timeout < 10 || c.data_timeout > 3600 ||
-	    c.idle_timeout < 60 || c.idle_timeout > 86400)
+	    c.idle_timeout < 60 || c.idle_timeout > 86400 || c.max_command_length < 512 ||
+	    c.max_command_length > 65536 || c.max_errors < 1 || c.max_errors > 1000 || c.queue_retry_min < 1 ||
+	    c.queue_retry_min > c.queue_retry_max || c.queue_retry_max > 86400)
 		__builtin_trap();
 }
 
