@@ -9,29 +9,12 @@ import subprocess
 import time
 import unittest
 
-from maildtest import IS_ROOT, MAILCTL, Family, main, needs_root
-
-# Cheap hashing for tests; the defaults are for real use.
-FAST_HASHING = "argon2-memory 8M\nargon2-iterations 1\n"
+from maildtest import Family, main, needs_root
 
 
 class LookupFamily(Family):
     def __init__(self, extra=""):
-        super().__init__(extra_config=FAST_HASHING + extra)
-
-    def ctl(self, *args, password=None):
-        """mailctl with this family's config and control socket."""
-        cmd = [MAILCTL, "-f", self.config_path, "-s", self.control_socket, *args]
-        if password is not None:
-            cmd.append("--password-stdin")
-        return subprocess.run(cmd, input=(password + "\n") if password is not None else None,
-                              capture_output=True, text=True, timeout=60)
-
-    def ok(self, *args, password=None):
-        result = self.ctl(*args, password=password)
-        if result.returncode != 0:
-            raise AssertionError(f"mailctl {' '.join(args)}: {result.returncode}\n{result.stdout}{result.stderr}")
-        return result.stdout
+        super().__init__(extra_config=extra, fast_hashing=True)
 
     def auth(self, user, password, client="127.0.0.1"):
         return self.ctl("auth", "test", user, "--client", client, password=password)
