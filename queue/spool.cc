@@ -555,8 +555,9 @@ ActionOutcome Spool::action(QueueAction action, std::string_view qid)
 					t.next_attempt = 0;
 			flushed++;
 		}
-		log_info("queue: flushed %zu messages", flushed);
-		return {true, "flushed " + std::to_string(flushed) + " messages"};
+		std::string text = "flushed " + std::to_string(flushed) + (flushed == 1 ? " message" : " messages");
+		log_info("queue: %s", text.c_str());
+		return {true, text};
 	}
 	auto it = entries_.find(qid);
 	if (it == entries_.end())

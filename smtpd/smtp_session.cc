@@ -121,6 +121,33 @@ bool has_field(std::string_view header, std::string_view name_colon)
 	return false;
 }
 
+// One mail transaction, from MAIL to its end. At namespace scope, not
+// inside Impl: clang cannot see a nested class with member initializers
+// as default-constructible while the enclosing class is incomplete.
+struct Transaction {
+	Envelope envelope;
+	uint32_t recipients = 0;   // accepted RCPT commands
+	std::string first_rcpt;    // for Received: "for <...>" with one recipient
+	std::set<std::string> local_targets;
+	std::set<std::string> remote_targets;
+	bool used_bdat = false;
+	UniqueFd file;
+	// Content.
+	std::optional<DataReader> data;
+	uint64_t chunk_size = 0;
+	uint64_t chunk_remaining = 0;
+	bool chunk_last = false;
+	uint64_t content_size = 0; // content octets as received (BDAT) or unstuffed (DATA)
+	bool too_big = false;
+	bool write_failed = false;
+	bool chunk_cr = false;       // BDAT: the last octet was CR
+	std::size_t chunk_line = 0;  // BDAT: octets of the current line
+	bool header_phase = false;   // submission: still collecting the header section
+	std::string header;
+	std::string out;             // pending bytes for the file
+	uint64_t written = 0;        // bytes in the file
+};
+
 } // namespace
 
 struct SmtpSession::Impl {
@@ -145,29 +172,6 @@ struct SmtpSession::Impl {
 	enum class Question { None, ResolveSender, ResolveRcpt, Auth, Create, Commit, StartTls };
 
 	// MAIL FROM to the end of data.
-	struct Transaction {
-		Envelope envelope;
-		uint32_t recipients = 0;   // accepted RCPT commands
-		std::string first_rcpt;    // for Received: "for <...>" with one recipient
-		std::set<std::string> local_targets;
-		std::set<std::string> remote_targets;
-		bool used_bdat = false;
-		UniqueFd file;
-		// Content.
-		std::optional<DataReader> data;
-		uint64_t chunk_size = 0;
-		uint64_t chunk_remaining = 0;
-		bool chunk_last = false;
-		uint64_t content_size = 0; // content octets as received (BDAT) or unstuffed (DATA)
-		bool too_big = false;
-		bool write_failed = false;
-		bool chunk_cr = false;       // BDAT: the last octet was CR
-		std::size_t chunk_line = 0;  // BDAT: octets of the current line
-		bool header_phase = false;   // submission: still collecting the header section
-		std::string header;
-		std::string out;             // pending bytes for the file
-		uint64_t written = 0;        // bytes in the file
-	};
 
 	SmtpSessionHost &host;
 	SmtpSessionConfig config;
@@ -1074,7 +1078,7 @@ void SmtpSession::on_resolved(const ResolveAnswer &answer)
 		s.pending_mail.reset();
 	} else if (s.question == Impl::Question::ResolveRcpt) {
 		s.question = Impl::Question::None;
-		Impl::Transaction &t = *s.txn;
+		Transaction &t = *s.txn;
 		const RcptParams &rcpt = *s.pending_rcpt;
 		std::string orcpt = rcpt.orcpt ? rcpt.orcpt->first + ";" + rcpt.orcpt->second : "";
 		auto target = [&](TargetKind kind, const std::string &address) {
