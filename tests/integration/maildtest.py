@@ -5,9 +5,11 @@ control socket, pidfile) and free loopback ports, and is stopped and
 cleaned up by PID even when the test fails.
 """
 
+import fcntl
 import mailbox
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -51,17 +53,46 @@ def ensure_system_users():
                            check=True)
 
 
-def free_ports(count):
-    """count distinct free loopback ports: all are held open until all are
-    chosen, so the kernel cannot hand out one number twice."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+PORT_CLAIMS_DIR = os.path.join(tempfile.gettempdir(), "maild-test-ports")
+
+
+def port_pool():
+    """Ports outside the kernel's ephemeral range, so that no client socket
+    of any test can be holding one as its local port."""
     try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(n) for n in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low - 10000 >= 2000:
+        return range(10000, low)
+    return range(high + 1, 65536)
+
+
+def claim_ports(count):
+    """count loopback ports that no other test process holds: each is
+    claimed by an flock on a file in PORT_CLAIMS_DIR (released when the
+    returned files are closed, or when the process dies) and checked to be
+    bindable. Returns (ports, claim files)."""
+    os.makedirs(PORT_CLAIMS_DIR, mode=0o1777, exist_ok=True)
+    pool = port_pool()
+    rng = random.SystemRandom()
+    ports, claims = [], []
+    while len(ports) < count:
+        port = rng.choice(pool)
+        if port in ports:
+            continue
+        claim = open(os.path.join(PORT_CLAIMS_DIR, str(port)), "a")
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            claim.close()
+            continue
+        ports.append(port)
+        claims.append(claim)
+    return ports, claims
 
 
 def role_pids(parent_pid):
@@ -124,8 +155,8 @@ class Family:
             for sub, user in (("db", "_maildl"), ("spool", "_maildq"), ("vmail", "_maildv")):
                 pw = pwd.getpwnam(user)
                 os.chown(os.path.join(self.dir, sub), pw.pw_uid, pw.pw_gid)
-        kinds = ("smtp", "submission", "imap", "pop3") + (("submissions",) if tls else ())
-        self.ports = dict(zip(kinds, free_ports(len(kinds))))
+        self.port_claims = []
+        self.choose_ports()
         self.cert_path = os.path.join(self.dir, "cert.pem")
         self.key_path = os.path.join(self.dir, "key.pem")
         if tls:
@@ -139,7 +170,15 @@ class Family:
         self.control_socket = os.path.join(self.dir, "control.sock")
         self.write_config(extra_config)
         self.proc = None
+        self.started = False
         self.known_pids = set()
+
+    def choose_ports(self):
+        for claim in self.port_claims:
+            claim.close()
+        kinds = ("smtp", "submission", "imap", "pop3") + (("submissions",) if self.tls else ())
+        ports, self.port_claims = claim_ports(len(kinds))
+        self.ports = dict(zip(kinds, ports))
 
     def config_text(self, extra=""):
         lines = [f"listen {kind} address 127.0.0.1 port {port}" for kind, port in self.ports.items()]
@@ -171,6 +210,7 @@ class Family:
         os.chmod(self.cert_path, 0o644)
 
     def write_config(self, extra=""):
+        self.extra_config = extra
         with open(self.config_path, "w") as f:
             f.write(self.config_text(extra))
 
@@ -192,7 +232,19 @@ class Family:
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.known_pids.add(self.proc.pid)
         if wait_ready:
-            self.wait_for_log("ready:", timeout)
+            try:
+                self.wait_for_log("ready:", timeout)
+            except AssertionError:
+                # A port claimed by something outside the tests (claims only
+                # keep tests apart): once, on other ports.
+                if self.started or "Address already in use" not in self.log_text(this_run=True):
+                    raise
+                self.proc.wait(timeout=30)
+                self.choose_ports()
+                self.write_config(self.extra_config)
+                self.started = True
+                return self.start(wait_ready, timeout)
+        self.started = True
         return self
 
     def log_text(self, this_run=False):
@@ -384,6 +436,8 @@ class Family:
         finally:
             if getattr(self, "log", None):
                 self.log.close()
+            for claim in self.port_claims:
+                claim.close()
             if KEEP:
                 print(f"\nkept {self.dir}")
             else:
